@@ -1,0 +1,73 @@
+/* til_eval: full-ranking evaluation (Recall, NDCG, Precision, HitRate @k, MRR).
+ *
+ * For every user with at least one test item, all items are scored, the user's
+ * training items (and, when given, a second excluded set such as validation
+ * items) are removed from the candidates, and the top max(k) are selected with
+ * ties broken by lower item id. Metrics are averaged over those users:
+ *   Recall@k    = hits@k / |test_u|
+ *   NDCG@k      = sum over hits at rank r (1-based) of 1/log2(r+1), divided by
+ *                 the ideal DCG over min(|test_u|, k) positions
+ *   Precision@k = hits@k / k;  HitRate@k = [hits@k > 0]
+ *   MRR         = 1 / rank of the first test item in the full candidate ranking
+ * Scoring is blocked over users (sgemm for dot-product models) and runs on
+ * opts->threads threads; results do not depend on the thread count.
+ *
+ * CONTRACT used by til-train (early stopping) and til-eval; implemented in
+ * til_eval.c. */
+#ifndef TIL_EVAL_H
+#define TIL_EVAL_H
+
+#include <stdint.h>
+
+#include "til_inter.h"
+#include "til_util.h"
+
+#define TIL_EVAL_MAXK 16
+
+/* Scores a block of users against all items: out is n x n_items, row-major.
+ * Must be safe to call from several threads at once (distinct out buffers). */
+typedef int (*til_score_fn)(void *ctx, const uint32_t *users, int n, float *out, til_err *e);
+
+typedef struct til_scorer {
+    uint32_t n_users, n_items;
+    til_score_fn score; /* NULL for a dot-product scorer over U and V below */
+    void *ctx;
+    const float *U, *V; /* dot-product scorer: U n_users x dim, V n_items x dim */
+    int dim;
+} til_scorer;
+
+typedef struct til_eval_opts {
+    int ks[TIL_EVAL_MAXK];
+    int n_k;      /* number of cutoffs, >= 1 */
+    int threads;  /* >= 1 */
+    int block;    /* users per block; 0 = automatic */
+} til_eval_opts;
+
+typedef struct til_eval_result {
+    int n_k;
+    int ks[TIL_EVAL_MAXK];
+    double recall[TIL_EVAL_MAXK], ndcg[TIL_EVAL_MAXK], precision[TIL_EVAL_MAXK], hitrate[TIL_EVAL_MAXK];
+    double mrr;
+    uint64_t n_users; /* users evaluated (with >= 1 test item) */
+} til_eval_result;
+
+/* Per-user metrics, optional output of til_eval_run: for each evaluated user,
+ * recall/ndcg/precision/hitrate per cutoff and mrr. Arrays are n_users long,
+ * indexed by user id; users not evaluated have evaluated[u] = 0. */
+typedef struct til_eval_per_user {
+    uint8_t *evaluated;
+    double *recall, *ndcg, *precision, *hitrate; /* n_users x n_k */
+    double *mrr;                                 /* n_users */
+} til_eval_per_user;
+
+/* A dot-product scorer over U (n_users x dim) and V (n_items x dim). */
+til_scorer til_scorer_dot(const float *U, const float *V, uint32_t n_users, uint32_t n_items, int dim);
+
+/* Evaluates. exclude may be NULL. train/exclude/test must have the scorer's
+ * n_users and n_items (checked). per_user may be NULL; if given it is allocated
+ * here and freed with til_eval_per_user_free. */
+int til_eval_run(const til_scorer *s, const til_inter *train, const til_inter *exclude, const til_inter *test,
+                 const til_eval_opts *o, til_eval_result *res, til_eval_per_user *per_user, til_err *e);
+void til_eval_per_user_free(til_eval_per_user *p);
+
+#endif
