@@ -1,0 +1,227 @@
+/* Unit tests of the data tools' libraries: til_split (per-user part sizes,
+ * partition, determinism, temporal order), til_noise (exact counts, injected
+ * items never positives nor excluded, removed ones were positives) and
+ * til_synth (determinism, planted cluster structure). */
+#include <string.h>
+
+#include "til_inter.h"
+#include "til_rng.h"
+#include "til_split.h"
+#include "til_util.h"
+#include "unit.h"
+
+/* A random interaction file: user u has u % 31 records (0..30), with ratings
+ * and timestamps (ties on purpose: ts = item / 3). */
+static void make_data(til_inter *t, uint32_t n_users, uint32_t n_items, uint64_t seed)
+{
+    til_err e;
+    uint64_t n = 0;
+    for (uint32_t u = 0; u < n_users; u++)
+        n += u % 31;
+    uint32_t *us = malloc(n * sizeof *us), *is = malloc(n * sizeof *is);
+    float *rs = malloc(n * sizeof *rs);
+    int64_t *ts = malloc(n * sizeof *ts);
+    uint8_t *seen = calloc(n_items, 1);
+    til_rng r;
+    til_rng_seed(&r, seed, 99);
+    uint64_t k = 0;
+    for (uint32_t u = 0; u < n_users; u++) {
+        memset(seen, 0, n_items);
+        for (uint32_t j = 0; j < u % 31; j++) {
+            uint32_t i;
+            do
+                i = (uint32_t)til_rng_below(&r, n_items);
+            while (seen[i]);
+            seen[i] = 1;
+            us[k] = u;
+            is[k] = i;
+            rs[k] = (float)(1 + til_rng_below(&r, 5));
+            ts[k] = i / 3;
+            k++;
+        }
+    }
+    int rc = til_inter_from_pairs(t, n_users, n_items, n, us, is, rs, ts, NULL, &e);
+    CHECK(rc == 0, "from_pairs: %s", e.msg);
+    free(us);
+    free(is);
+    free(rs);
+    free(ts);
+    free(seen);
+}
+
+static int inter_equal(const til_inter *a, const til_inter *b)
+{
+    return a->n_users == b->n_users && a->n_items == b->n_items && a->nnz == b->nnz &&
+           memcmp(a->indptr, b->indptr, (a->n_users + 1) * sizeof *a->indptr) == 0 &&
+           memcmp(a->items, b->items, a->nnz * sizeof *a->items) == 0 && !a->rating == !b->rating &&
+           !a->ts == !b->ts && (!a->rating || memcmp(a->rating, b->rating, a->nnz * sizeof *a->rating) == 0) &&
+           (!a->ts || memcmp(a->ts, b->ts, a->nnz * sizeof *a->ts) == 0);
+}
+
+static void free3(til_inter *o)
+{
+    for (int p = 0; p < 3; p++)
+        til_inter_free(&o[p]);
+}
+
+TEST(split_ratio_parsing)
+{
+    til_err e;
+    uint64_t p[3];
+    CHECK(til_split_parse_ratio("8:1:1", p, &e) == 0 && p[0] == 8 && p[1] == 1 && p[2] == 1, "8:1:1");
+    CHECK(til_split_parse_ratio("0.8:0.1:0.1", p, &e) == 0 && p[0] == 8 && p[1] == 1 && p[2] == 1, "0.8:0.1:0.1");
+    CHECK(til_split_parse_ratio("0.7:0.15:0.15", p, &e) == 0 && p[0] == 70 && p[1] == 15 && p[2] == 15, "0.7");
+    CHECK(til_split_parse_ratio("8:2:0", p, &e) == 0 && p[2] == 0, "8:2:0");
+    CHECK(til_split_parse_ratio("0:1:1", p, &e) == -1 && strstr(e.msg, "training"), "zero train: %s", e.msg);
+    CHECK(til_split_parse_ratio("8:1", p, &e) == -1, "two parts accepted");
+    CHECK(til_split_parse_ratio("8:1:1:1", p, &e) == -1, "four parts accepted");
+    CHECK(til_split_parse_ratio("8:-1:1", p, &e) == -1, "negative accepted");
+    CHECK(til_split_parse_ratio("8::1", p, &e) == -1, "empty part accepted");
+    CHECK(til_split_parse_ratio("8:1:1x", p, &e) == -1, "junk accepted");
+    CHECK(til_split_parse_ratio("1.5.5:1:1", p, &e) == -1, "two dots accepted");
+    CHECK(til_split_parse_ratio("9999999999:1:1", p, &e) == -1, "huge accepted");
+}
+
+TEST(split_counts_rule)
+{
+    uint64_t p811[3] = {8, 1, 1}, c[3];
+    /* expected (train, valid, test) for n = 1..30 under 8:1:1, worked by hand:
+     * train = max(1, floor(0.8n)), valid = floor(0.1n), test = rest */
+    for (uint64_t n = 1; n <= 30; n++) {
+        til_split_counts(n, p811, c);
+        uint64_t tr = n * 8 / 10 ? n * 8 / 10 : 1, va = TIL_MIN(n / 10, n - tr);
+        CHECK(c[0] == tr && c[1] == va && c[2] == n - tr - va, "n=%llu: %llu %llu %llu", (unsigned long long)n,
+              (unsigned long long)c[0], (unsigned long long)c[1], (unsigned long long)c[2]);
+        CHECK(c[0] >= 1, "n=%llu: no training record", (unsigned long long)n);
+        CHECK(n < 2 || c[2] >= 1, "n=%llu: no test record", (unsigned long long)n);
+        CHECK(n < 10 || c[1] >= 1, "n=%llu: no valid record", (unsigned long long)n);
+    }
+    /* a few literal values */
+    til_split_counts(1, p811, c);
+    CHECK(c[0] == 1 && c[1] == 0 && c[2] == 0, "n=1");
+    til_split_counts(2, p811, c);
+    CHECK(c[0] == 1 && c[1] == 0 && c[2] == 1, "n=2");
+    til_split_counts(9, p811, c);
+    CHECK(c[0] == 7 && c[1] == 0 && c[2] == 2, "n=9");
+    til_split_counts(10, p811, c);
+    CHECK(c[0] == 8 && c[1] == 1 && c[2] == 1, "n=10");
+    til_split_counts(29, p811, c);
+    CHECK(c[0] == 23 && c[1] == 2 && c[2] == 4, "n=29");
+    til_split_counts(0, p811, c);
+    CHECK(c[0] == 0 && c[1] == 0 && c[2] == 0, "n=0");
+    uint64_t p100[3] = {1, 0, 0};
+    til_split_counts(5, p100, c);
+    CHECK(c[0] == 5 && c[1] == 0 && c[2] == 0, "1:0:0");
+    uint64_t p136[3] = {1, 3, 6}; /* valid capped by n - train */
+    til_split_counts(1, p136, c);
+    CHECK(c[0] == 1 && c[1] == 0 && c[2] == 0, "1:3:6 n=1");
+    til_split_counts(3, p136, c);
+    CHECK(c[0] == 1 && c[1] == 0 && c[2] == 2, "1:3:6 n=3");
+}
+
+/* Checks that the three parts partition the input, with per-user sizes by the
+ * rule, columns carried. */
+static void check_partition(const til_inter *in, const til_inter *o, const uint64_t parts[3])
+{
+    int ok_size = 1, ok_once = 1, ok_cols = 1;
+    for (int p = 0; p < 3; p++)
+        CHECK(o[p].n_users == in->n_users && o[p].n_items == in->n_items && til_inter_flags(&o[p]) == til_inter_flags(in),
+              "part %d shape/columns", p);
+    for (uint32_t u = 0; u < in->n_users; u++) {
+        uint64_t c[3];
+        til_split_counts(til_inter_deg(in, u), parts, c);
+        for (int p = 0; p < 3; p++)
+            ok_size &= til_inter_deg(&o[p], u) == c[p];
+        for (uint64_t k = in->indptr[u]; k < in->indptr[u + 1]; k++) {
+            int found = 0;
+            for (int p = 0; p < 3; p++)
+                for (uint64_t q = o[p].indptr[u]; q < o[p].indptr[u + 1]; q++)
+                    if (o[p].items[q] == in->items[k]) {
+                        found++;
+                        ok_cols &= o[p].rating[q] == in->rating[k] && o[p].ts[q] == in->ts[k];
+                    }
+            ok_once &= found == 1;
+        }
+    }
+    CHECK(o[0].nnz + o[1].nnz + o[2].nnz == in->nnz, "sizes do not add up");
+    CHECK(ok_size, "a user's part sizes differ from the rule");
+    CHECK(ok_once, "an interaction is not in exactly one part");
+    CHECK(ok_cols, "rating/timestamp not carried");
+}
+
+TEST(split_random_partition_and_determinism)
+{
+    til_inter in, a[3], b[3], c[3];
+    til_err e;
+    make_data(&in, 93, 60, 1);
+    til_split_opts o = {{8, 1, 1}, 5, 0};
+    til_split_stats st;
+    CHECK(til_split_run(&in, &o, a, &st, &e) == 0, "run: %s", e.msg);
+    check_partition(&in, a, o.parts);
+    CHECK(st.nnz[0] == a[0].nnz && st.nnz[1] == a[1].nnz && st.nnz[2] == a[2].nnz, "stats nnz");
+    /* users with n = 1..9 records have empty valid: 3 of each residue 1..9 (93 users, u % 31) */
+    CHECK(st.users == 90 && st.users_empty_valid == 27 && st.users_empty_test == 3, "stats users %llu %llu %llu",
+          (unsigned long long)st.users, (unsigned long long)st.users_empty_valid,
+          (unsigned long long)st.users_empty_test);
+    CHECK(til_split_run(&in, &o, b, NULL, &e) == 0, "run again");
+    CHECK(inter_equal(&a[0], &b[0]) && inter_equal(&a[1], &b[1]) && inter_equal(&a[2], &b[2]), "same seed differs");
+    o.seed = 6;
+    CHECK(til_split_run(&in, &o, c, NULL, &e) == 0, "run seed 6");
+    check_partition(&in, c, o.parts);
+    CHECK(!inter_equal(&a[2], &c[2]), "another seed gives the same test part");
+    free3(b);
+    /* a user's split depends only on (seed, user): dropping other users' records changes nothing */
+    til_inter sub;
+    CHECK(til_inter_alloc(&sub, in.n_users, in.n_items, til_inter_deg(&in, 29), 3, &e) == 0, "alloc");
+    memcpy(sub.items, in.items + in.indptr[29], sub.nnz * 4);
+    memcpy(sub.rating, in.rating + in.indptr[29], sub.nnz * 4);
+    memcpy(sub.ts, in.ts + in.indptr[29], sub.nnz * 8);
+    for (uint32_t u = 29; u < in.n_users; u++)
+        sub.indptr[u + 1] = sub.nnz;
+    o.seed = 5;
+    CHECK(til_split_run(&sub, &o, b, NULL, &e) == 0, "run sub");
+    CHECK(til_inter_deg(&b[2], 29) == til_inter_deg(&a[2], 29) &&
+              memcmp(b[2].items, a[2].items + a[2].indptr[29], b[2].nnz * 4) == 0,
+          "user 29's split depends on other users");
+    til_inter_free(&sub);
+    free3(b);
+    free3(a);
+    free3(c);
+    til_inter_free(&in);
+}
+
+TEST(split_temporal_order)
+{
+    til_inter in, a[3];
+    til_err e;
+    make_data(&in, 62, 80, 2);
+    til_split_opts o = {{8, 1, 1}, 1, 1};
+    CHECK(til_split_run(&in, &o, a, NULL, &e) == 0, "run: %s", e.msg);
+    check_partition(&in, a, o.parts);
+    /* key (ts, item) of every train record < every valid record < every test record */
+    int ok = 1;
+    for (uint32_t u = 0; u < in.n_users; u++)
+        for (int p = 0; p < 2; p++)
+            for (uint64_t x = a[p].indptr[u]; x < a[p].indptr[u + 1]; x++)
+                for (int q = p + 1; q < 3; q++)
+                    for (uint64_t y = a[q].indptr[u]; y < a[q].indptr[u + 1]; y++) {
+                        int64_t tx = a[p].ts[x], ty = a[q].ts[y];
+                        ok &= tx < ty || (tx == ty && a[p].items[x] < a[q].items[y]);
+                    }
+    CHECK(ok, "a later record went to an earlier part");
+    free3(a);
+    /* no timestamps: error */
+    free(in.ts);
+    in.ts = NULL;
+    CHECK(til_split_run(&in, &o, a, NULL, &e) == -1 && strstr(e.msg, "timestamps"), "no ts: %s", e.msg);
+    til_inter_free(&in);
+}
+
+int main(void)
+{
+    RUN(split_ratio_parsing);
+    RUN(split_counts_rule);
+    RUN(split_random_partition_and_determinism);
+    RUN(split_temporal_order);
+    return unit_end();
+}
