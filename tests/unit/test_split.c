@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "til_inter.h"
+#include "til_noise.h"
 #include "til_rng.h"
 #include "til_split.h"
 #include "til_util.h"
@@ -217,11 +218,87 @@ TEST(split_temporal_order)
     til_inter_free(&in);
 }
 
+TEST(noise_counts_and_invariants)
+{
+    til_inter in, sp[3];
+    til_err e;
+    make_data(&in, 124, 40, 3);
+    til_split_opts so = {{8, 1, 1}, 1, 0};
+    CHECK(til_split_run(&in, &so, sp, NULL, &e) == 0, "split");
+    const til_inter *tr = &sp[0];
+    const til_inter *ex[2] = {&sp[1], &sp[2]};
+    CHECK(til_noise_count(0.5, 1) == 1 && til_noise_count(0.5, 3) == 2 && til_noise_count(0.5, 4) == 2 &&
+              til_noise_count(0.2, 7) == 1 && til_noise_count(0, 9) == 0 && til_noise_count(1.5, 2) == 3,
+          "c_u rounding");
+    unsigned modes[3] = {TIL_NOISE_POS, TIL_NOISE_NEG, TIL_NOISE_POS | TIL_NOISE_NEG};
+    til_inter o[3][3];
+    for (int m = 0; m < 3; m++) {
+        til_noise_opts no = {modes[m], 0.5, 7};
+        til_noise_stats st;
+        CHECK(til_noise_run(tr, ex, 2, &no, &o[m][0], &o[m][1], &o[m][2], &st, &e) == 0, "run: %s", e.msg);
+        const til_inter *out = &o[m][0], *inj = &o[m][1], *rem = &o[m][2];
+        int ok_count = 1, ok_inj = 1, ok_rem = 1, ok_out = 1, ok_mark = 1;
+        for (uint32_t u = 0; u < tr->n_users; u++) {
+            uint64_t n = til_inter_deg(tr, u), c = til_noise_count(0.5, n);
+            uint64_t free_items = tr->n_items - n - til_inter_deg(ex[0], u) - til_inter_deg(ex[1], u);
+            uint64_t want_inj = (modes[m] & TIL_NOISE_POS) ? TIL_MIN(c, free_items) : 0;
+            uint64_t want_rem = (modes[m] & TIL_NOISE_NEG) && n ? TIL_MIN(c, n - 1) : 0;
+            ok_count &= til_inter_deg(inj, u) == want_inj && til_inter_deg(rem, u) == want_rem;
+            ok_count &= til_inter_deg(out, u) == n - want_rem + want_inj;
+            for (uint64_t k = inj->indptr[u]; k < inj->indptr[u + 1]; k++) {
+                uint32_t i = inj->items[k];
+                ok_inj &= !til_inter_has(tr, u, i) && !til_inter_has(ex[0], u, i) && !til_inter_has(ex[1], u, i);
+                ok_out &= til_inter_has(out, u, i);
+                ok_mark &= inj->rating[k] == 0 && inj->ts[k] == -1;
+            }
+            for (uint64_t k = rem->indptr[u]; k < rem->indptr[u + 1]; k++) {
+                uint32_t i = rem->items[k];
+                ok_rem &= til_inter_has(tr, u, i) && !til_inter_has(out, u, i);
+            }
+            for (uint64_t k = out->indptr[u]; k < out->indptr[u + 1]; k++) {
+                uint32_t i = out->items[k];
+                ok_out &= til_inter_has(tr, u, i) != til_inter_has(inj, u, i);
+            }
+        }
+        CHECK(ok_count, "mode %u: per-user counts differ from c_u", modes[m]);
+        CHECK(ok_inj, "mode %u: an injected item was a positive or excluded", modes[m]);
+        CHECK(ok_rem, "mode %u: a removed item was not a positive or is still in the output", modes[m]);
+        CHECK(ok_out, "mode %u: output is not train - removed + injected", modes[m]);
+        CHECK(ok_mark, "mode %u: injected records not marked rating 0, timestamp -1", modes[m]);
+        CHECK(til_inter_validate(out, "out", &e) == 0, "output invalid: %s", e.msg);
+        CHECK(st.injected == inj->nnz && st.removed == rem->nnz, "stats");
+        if (modes[m] & TIL_NOISE_POS)
+            CHECK(st.users_pos_short > 0, "no user ran out of candidates (test data should make some)");
+    }
+    /* pos+neg injects what pos injects and removes what neg removes */
+    CHECK(inter_equal(&o[2][1], &o[0][1]) && inter_equal(&o[2][2], &o[1][2]), "pos+neg differs from pos, neg");
+    /* same seed same result, another seed another */
+    til_inter a[3];
+    til_noise_opts no = {TIL_NOISE_POS | TIL_NOISE_NEG, 0.5, 7};
+    CHECK(til_noise_run(tr, ex, 2, &no, &a[0], &a[1], &a[2], NULL, &e) == 0, "rerun");
+    CHECK(inter_equal(&a[0], &o[2][0]), "same seed differs");
+    free3(a);
+    no.seed = 8;
+    CHECK(til_noise_run(tr, ex, 2, &no, &a[0], &a[1], &a[2], NULL, &e) == 0, "seed 8");
+    CHECK(!inter_equal(&a[0], &o[2][0]), "another seed gives the same output");
+    free3(a);
+    /* without exclusion, injection may pick held-out items; with ratio 0 nothing changes */
+    no = (til_noise_opts){TIL_NOISE_POS | TIL_NOISE_NEG, 0, 7};
+    CHECK(til_noise_run(tr, NULL, 0, &no, &a[0], &a[1], &a[2], NULL, &e) == 0, "ratio 0");
+    CHECK(inter_equal(&a[0], tr) && a[1].nnz == 0 && a[2].nnz == 0, "ratio 0 changed the file");
+    free3(a);
+    for (int m = 0; m < 3; m++)
+        free3(o[m]);
+    free3(sp);
+    til_inter_free(&in);
+}
+
 int main(void)
 {
     RUN(split_ratio_parsing);
     RUN(split_counts_rule);
     RUN(split_random_partition_and_determinism);
     RUN(split_temporal_order);
+    RUN(noise_counts_and_invariants);
     return unit_end();
 }
