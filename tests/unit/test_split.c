@@ -8,6 +8,7 @@
 #include "til_noise.h"
 #include "til_rng.h"
 #include "til_split.h"
+#include "til_synth.h"
 #include "til_util.h"
 #include "unit.h"
 
@@ -293,6 +294,104 @@ TEST(noise_counts_and_invariants)
     til_inter_free(&in);
 }
 
+static int synth_equal(const til_synth *a, const til_synth *b)
+{
+    return a->n == b->n && memcmp(a->indptr, b->indptr, (a->n_users + 1) * 8) == 0 &&
+           memcmp(a->items, b->items, a->n * 4) == 0 && memcmp(a->rating, b->rating, a->n) == 0 &&
+           memcmp(a->ts, b->ts, a->n * 8) == 0 && memcmp(a->item_cluster, b->item_cluster, a->n_items * 4) == 0;
+}
+
+TEST(synth_determinism_and_structure)
+{
+    til_synth_opts o = til_synth_defaults();
+    til_synth a, b, c;
+    til_err e;
+    CHECK(til_synth_generate(&o, &a, &e) == 0, "generate: %s", e.msg);
+    CHECK(til_synth_generate(&o, &b, &e) == 0, "generate again");
+    CHECK(synth_equal(&a, &b), "same seed differs");
+    o.seed = 2;
+    CHECK(til_synth_generate(&o, &c, &e) == 0, "seed 2");
+    CHECK(!synth_equal(&a, &c), "another seed gives the same data");
+    /* default size: ~60k records (documented) */
+    CHECK(a.n > 50000 && a.n < 70000, "default size %llu", (unsigned long long)a.n);
+    /* clusters are balanced */
+    uint32_t size[10] = {0};
+    for (uint32_t i = 0; i < a.n_items; i++)
+        size[a.item_cluster[i]]++;
+    int bal = 1;
+    for (int k = 0; k < 10; k++)
+        bal &= size[k] == 100;
+    CHECK(bal, "cluster sizes not 100 each");
+    /* records concentrate in the user's mix: share in mix clusters vs the share
+     * of items those clusters hold (what uniform records would give) */
+    double in_mix = 0, base = 0, r_in = 0, r_off = 0, n_in = 0, n_off = 0, hi_main = 0, n_main = 0;
+    int ok_ts = 1, ok_dup = 1, ok_len = 1;
+    for (uint32_t u = 0; u < a.n_users; u++) {
+        const float *w = a.user_w + (size_t)u * a.n_clusters;
+        double mixshare = 0, wmax = 0;
+        for (uint32_t k = 0; k < a.n_clusters; k++) {
+            mixshare += w[k] > 0 ? size[k] / (double)a.n_items : 0;
+            wmax = TIL_MAX(wmax, w[k]);
+        }
+        uint64_t deg = a.indptr[u + 1] - a.indptr[u];
+        ok_len &= deg >= o.min_len && deg <= a.n_items / 2;
+        base += mixshare * deg;
+        for (uint64_t k = a.indptr[u]; k < a.indptr[u + 1]; k++) {
+            float wk = w[a.item_cluster[a.items[k]]];
+            ok_ts &= k == a.indptr[u] || a.ts[k] >= a.ts[k - 1];
+            for (uint64_t q = a.indptr[u]; q < k; q++)
+                ok_dup &= a.items[q] != a.items[k];
+            if (wk > 0) {
+                in_mix++;
+                r_in += a.rating[k];
+                n_in++;
+            } else {
+                r_off += a.rating[k];
+                n_off++;
+            }
+            if (wk == wmax) {
+                n_main++;
+                hi_main += a.rating[k] >= 4;
+            }
+        }
+    }
+    in_mix /= (double)a.n;
+    base /= (double)a.n;
+    CHECK(in_mix > 0.75 && in_mix > base + 0.4, "share in the user's clusters %.3f (uniform would give %.3f)", in_mix,
+          base);
+    CHECK(r_in / n_in > r_off / n_off + 1.5, "mean rating in mix %.2f, off mix %.2f", r_in / n_in, r_off / n_off);
+    CHECK(hi_main / n_main > 0.85, "share of ratings >= 4 in the main cluster %.3f", hi_main / n_main);
+    CHECK(ok_ts, "timestamps not increasing within a user");
+    CHECK(ok_dup, "a user has a repeated item");
+    CHECK(ok_len, "a user's record count outside [min, items/2]");
+    /* popularity: rank-0 items of a cluster are far more frequent than rank >= 50 (each user takes an item once, which flattens the head) */
+    double top = 0, tail = 0, ntop = 0, ntail = 0;
+    uint32_t *cnt = calloc(a.n_items, sizeof *cnt);
+    for (uint64_t k = 0; k < a.n; k++)
+        cnt[a.items[k]]++;
+    for (uint32_t i = 0; i < a.n_items; i++) {
+        if (a.item_rank[i] == 0) {
+            top += cnt[i];
+            ntop++;
+        } else if (a.item_rank[i] >= 50) {
+            tail += cnt[i];
+            ntail++;
+        }
+    }
+    CHECK(top / ntop > 4 * (tail / ntail), "head %.1f vs tail %.1f records per item", top / ntop, tail / ntail);
+    free(cnt);
+    /* bad options */
+    o = til_synth_defaults();
+    o.n_clusters = 0;
+    CHECK(til_synth_check(&o, &e) == -1 && strstr(e.msg, "--clusters"), "0 clusters: %s", e.msg);
+    o = til_synth_defaults();
+    o.mix_max = 11;
+    CHECK(til_synth_check(&o, &e) == -1 && strstr(e.msg, "--mix"), "mix > clusters");
+    til_synth_free(&a);
+    til_synth_free(&b);
+    til_synth_free(&c);
+}
+
 int main(void)
 {
     RUN(split_ratio_parsing);
@@ -300,5 +399,6 @@ int main(void)
     RUN(split_random_partition_and_determinism);
     RUN(split_temporal_order);
     RUN(noise_counts_and_invariants);
+    RUN(synth_determinism_and_structure);
     return unit_end();
 }
