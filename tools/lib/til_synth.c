@@ -37,8 +37,8 @@ int til_synth_check(const til_synth_opts *o, til_err *e)
         return til_seterr(e, "--min must be in [1, items/2]");
     if (!(o->zipf >= 0 && o->zipf <= 5))
         return til_seterr(e, "--zipf must be in [0, 5]");
-    if (o->mix_max < 1 || (uint32_t)o->mix_max > o->n_clusters)
-        return til_seterr(e, "--mix must be in [1, --clusters]");
+    if (o->mix_max < 1)
+        return til_seterr(e, "--mix must be >= 1");
     if (!(o->noise >= 0 && o->noise <= 1))
         return til_seterr(e, "--noise must be in [0, 1]");
     return 0;
@@ -115,7 +115,7 @@ int til_synth_generate(const til_synth_opts *o, til_synth *s, til_err *e)
     for (uint32_t u = 0; u < nu; u++) {
         til_rng_seed(&r, o->seed, 1 + (uint64_t)u);
         float *w = s->user_w + (size_t)u * K;
-        uint32_t m = 1 + (uint32_t)til_rng_below(&r, (uint64_t)o->mix_max);
+        uint32_t m = 1 + (uint32_t)til_rng_below(&r, TIL_MIN((uint64_t)o->mix_max, K));
         double tot = 0;
         for (uint32_t k = 0; k < m; k++) {
             uint32_t c;

@@ -7,7 +7,7 @@
  *   items   a random permutation deals the items round-robin into K clusters
  *           (sizes differ by at most 1); the item dealt j-th has popularity rank
  *           r = j / K inside its cluster and weight 1 / (r + 1)^zipf.
- *   users   each mixes m = 1 + below(mix_max) distinct clusters with weights
+ *   users   each mixes m = 1 + below(min(mix_max, K)) distinct clusters with weights
  *           drawn from a flat Dirichlet (normalised exponentials); its number
  *           of records is log-normal, round(exp(mu + 0.8 N)) with mu set so the
  *           mean is mean_len, clamped to [min_len, n_items / 2].
@@ -37,7 +37,7 @@ typedef struct til_synth_opts {
     double mean_len; /* mean records per user before the clamp and dedup */
     uint32_t min_len;
     double zipf;     /* popularity exponent inside a cluster */
-    int mix_max;     /* clusters per user: 1..mix_max */
+    int mix_max;     /* clusters per user: 1..min(mix_max, n_clusters) */
     double noise;    /* probability of an off-structure uniform record */
     uint64_t seed;
 } til_synth_opts;

@@ -26,7 +26,7 @@ static void usage(FILE *f)
             "  -n, --mean L        mean records per user, log-normal (default %g)\n"
             "      --min L         fewest records per user (default %u)\n"
             "  -z, --zipf A        popularity exponent inside a cluster (default %g)\n"
-            "      --mix C         each user mixes 1..C clusters (default %d)\n"
+            "      --mix C         each user mixes 1..min(C, K) clusters (default %d)\n"
             "      --noise P       share of uniform off-structure records (default %g)\n"
             "  -c, --columns N     2: user item, 3: + rating, 4: + timestamp (default 4)\n"
             "  -s, --seed N        random seed (default %" PRIu64 ")\n"
@@ -107,15 +107,13 @@ int main(int argc, char **argv)
     int status = TIL_EXIT_OK;
     til_wr *w = til_wr_open(out, -1, &e);
     if (!w || til_synth_write(&s, w, columns, &e) || til_wr_commit(&w, &e)) {
-        til_errctx(&e, "%s", strcmp(out, "-") ? out : "stdout");
-        til_report(&e);
+        til_report(&e); /* til_wr messages name the file */
         til_wr_abort(&w);
         status = TIL_EXIT_DATA;
     }
     if (!status && truth) {
         w = til_wr_open(truth, -1, &e);
         if (!w || til_synth_write_truth(&s, w, &e) || til_wr_commit(&w, &e)) {
-            til_errctx(&e, "%s", truth);
             til_report(&e);
             til_wr_abort(&w);
             if (strcmp(out, "-")) /* all or nothing */
