@@ -70,4 +70,12 @@ int til_eval_run(const til_scorer *s, const til_inter *train, const til_inter *e
                  const til_eval_opts *o, til_eval_result *res, til_eval_per_user *per_user, til_err *e);
 void til_eval_per_user_free(til_eval_per_user *p);
 
+/* Scores users[0..n) into out (n x n_items): the scorer's own function, or for
+ * a dot-product scorer sgemm over U rows gathered into ubuf (n x dim floats).
+ * Exposed for til-eval --bench-sgemm-only (the arithmetic floor). */
+int til_scorer_block(const til_scorer *s, const uint32_t *users, int n, float *ubuf, float *out, til_err *e);
+/* Users per scoring block that til_eval_run uses for these options (depends
+ * on n_items and o->block only, never on the thread count). */
+int til_eval_block_size(const til_scorer *s, const til_eval_opts *o);
+
 #endif
