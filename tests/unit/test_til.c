@@ -1,11 +1,14 @@
 /* Unit tests of the TIL mathematics: the weight network (BLAS vs reference,
  * finite differences), principal interest and states (against direct loops),
  * k-means (planted clusters, determinism, thread-count independence, empty
- * clusters) and DEC (rows of Q and T, loss gradients by finite differences). */
+ * clusters), DEC (rows of Q and T, loss gradients by finite differences) and the
+ * whole MF meta-gradient dJ_out/dLambda against central differences of a direct
+ * double-precision computation of J_out(Theta - beta grad J_in(Theta, Lambda)). */
 #include <string.h>
 
 #include "til_cluster.h"
 #include "til_inter.h"
+#include "til_meta.h"
 #include "til_rng.h"
 #include "til_state.h"
 #include "til_util.h"
@@ -42,6 +45,70 @@ static void ref_wnet(const double *prm, int in, int h, const float *S, int n, do
         }
         w[k] = 1 / (1 + exp(-o));
     }
+}
+
+static double softplus(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
+static double sig(double x) { return 1 / (1 + exp(-x)); }
+
+typedef struct {
+    int nu, ni, d;
+    const float *P, *Q;
+    int n, m;
+    const uint32_t *u, *i, *j;    /* inner */
+    const uint32_t *ou, *oi, *oj; /* outer */
+    double beta, reg, extra_c;    /* extra inner term (extra_c/2) sum over item rows |q|^2 */
+} mf_problem;
+
+/* J_out(Theta - beta grad J_in(Theta, w)), dense, in double */
+static double ref_jout(const mf_problem *pb, const double *w)
+{
+    const int d = pb->d;
+    size_t nu = (size_t)pb->nu * d, ni = (size_t)pb->ni * d;
+    double *th = calloc(nu + ni, sizeof *th), *g = calloc(nu + ni, sizeof *g);
+    for (size_t q = 0; q < nu; q++)
+        th[q] = pb->P[q];
+    for (size_t q = 0; q < ni; q++)
+        th[nu + q] = pb->Q[q];
+    for (int k = 0; k < pb->n; k++) {
+        double *p = th + (size_t)pb->u[k] * d, *qi = th + nu + (size_t)pb->i[k] * d,
+               *qj = th + nu + (size_t)pb->j[k] * d;
+        double *gp = g + (size_t)pb->u[k] * d, *gi = g + nu + (size_t)pb->i[k] * d,
+               *gj = g + nu + (size_t)pb->j[k] * d;
+        double x = 0;
+        for (int c = 0; c < d; c++)
+            x += p[c] * (qi[c] - qj[c]);
+        double a = w[k] * -sig(-x) / pb->n, r = pb->reg / pb->n;
+        for (int c = 0; c < d; c++) {
+            gp[c] += a * (qi[c] - qj[c]) + r * p[c];
+            gi[c] += a * p[c] + r * qi[c];
+            gj[c] += -a * p[c] + r * qj[c];
+        }
+    }
+    for (size_t q = 0; q < ni; q++)
+        g[nu + q] += pb->extra_c * th[nu + q];
+    for (size_t q = 0; q < nu + ni; q++)
+        th[q] -= pb->beta * g[q];
+    double J = 0;
+    for (int k = 0; k < pb->m; k++) {
+        double *p = th + (size_t)pb->ou[k] * d, *qi = th + nu + (size_t)pb->oi[k] * d,
+               *qj = th + nu + (size_t)pb->oj[k] * d;
+        double x = 0;
+        for (int c = 0; c < d; c++)
+            x += p[c] * (qi[c] - qj[c]);
+        J += softplus(-x);
+    }
+    free(th);
+    free(g);
+    return J / pb->m;
+}
+
+static void extra_items(void *ctx, int table, uint32_t row, const float *theta, int d, double *g)
+{
+    (void)row;
+    double c = *(const double *)ctx;
+    if (table == TIL_META_ITEM)
+        for (int k = 0; k < d; k++)
+            g[k] += c * theta[k];
 }
 
 /* ------------------------------------------------------------ weight net */
@@ -418,7 +485,193 @@ TEST(dec_loss_gradients_finite_differences)
             char what[64];
             snprintf(what, sizeof what, "dL_c/d(X, centers) tau %g mean %d", tau, mean);
             CHECK_CLOSE(what, got, num, 30, 1e-5 * maxabs(num, 30), 1e-4);
+            /* the one-row form used for the look-ahead's extra gradient */
+            double rg[21] = {0}, gx[21];
+            for (int k = 0; k < n; k++)
+                til_dec_row_grad(X + rows[k] * d, d, C, K, tau, T + rows[k] * K, mean ? scale / n : scale,
+                                 rg + rows[k] * d);
+            for (int q = 0; q < 21; q++)
+                gx[q] = gX[q];
+            CHECK_CLOSE("til_dec_row_grad", rg, gx, 21, 1e-6, 1e-5);
         }
+}
+
+/* -------------------------------------------------------------- meta-grad */
+
+enum { NU = 5, NI = 7, D = 4, H = 4, NB = 6 };
+static float mfP[NU * D], mfQ[NI * D];
+/* inner batch with repeated users (0 x3) and items (1 as positive twice and as
+ * a negative; 3 in both roles) */
+static const uint32_t bu[NB] = {0, 1, 0, 2, 3, 0}, bi[NB] = {1, 2, 1, 3, 4, 5}, bj[NB] = {6, 1, 3, 1, 0, 3};
+/* a fresh outer batch: shares some rows with the inner one, has rows of its own */
+static const uint32_t ou[5] = {4, 0, 2, 0, 1}, oi[5] = {2, 1, 6, 5, 1}, oj[5] = {3, 0, 0, 2, 6};
+
+static void mf_setup(mf_problem *pb, int fresh, double extra_c)
+{
+    til_rng r;
+    til_rng_seed(&r, 51, 0);
+    fill_normal(&r, mfP, NU * D, 0.7);
+    fill_normal(&r, mfQ, NI * D, 0.7);
+    *pb = (mf_problem){NU, NI, D, mfP, mfQ, NB, fresh ? 5 : NB, bu, bi, bj, fresh ? ou : bu, fresh ? oi : bi,
+                       fresh ? oj : bj, 1.0, 0.1, extra_c};
+}
+
+TEST(meta_dw_finite_differences)
+{
+    til_err e;
+    til_meta_ws ws;
+    CHECK(til_meta_ws_init(&ws, NU, NI, D, &e) == 0, "ws");
+    for (int fresh = 0; fresh < 2; fresh++) {
+        mf_problem pb;
+        double ec = 0.3;
+        mf_setup(&pb, fresh, ec);
+        float w[NB] = {0.9f, 0.2f, 0.6f, 0.5f, 0.35f, 0.8f}, dw[NB];
+        til_triplets in = {NB, bu, bi, bj}, out = {pb.m, pb.ou, pb.oi, pb.oj};
+        til_meta_opts o = {pb.beta, pb.reg, extra_items, &ec};
+        double J;
+        CHECK(til_meta_dw(&ws, mfP, mfQ, &in, w, &out, &o, dw, &J, &e) == 0, "meta_dw: %s", e.msg);
+        double wd[NB], num[NB], got[NB];
+        for (int k = 0; k < NB; k++)
+            wd[k] = w[k];
+        double Jr = ref_jout(&pb, wd);
+        CHECK(fabs(J - Jr) < 1e-9, "J_out %.17g ref %.17g", J, Jr);
+        for (int k = 0; k < NB; k++) {
+            double eps = 1e-6;
+            wd[k] = w[k] + eps;
+            double jp = ref_jout(&pb, wd);
+            wd[k] = w[k] - eps;
+            double jm = ref_jout(&pb, wd);
+            wd[k] = w[k];
+            num[k] = (jp - jm) / (2 * eps);
+            got[k] = dw[k];
+        }
+        CHECK_CLOSE(fresh ? "dJ_out/dw (fresh outer batch)" : "dJ_out/dw (same batch)", got, num, NB,
+                    1e-6 * maxabs(num, NB), 1e-5);
+        CHECK(maxabs(num, NB) > 1e-3, "meta-gradient too small to be a test: %g", maxabs(num, NB));
+        /* the map is left clean for the next call */
+        int clean = 1;
+        for (int q = 0; q < NU + NI; q++)
+            clean &= ws.umap[q] == -1;
+        CHECK(clean && ws.n_slots == 0, "row map not reset");
+    }
+    til_meta_ws_free(&ws);
+}
+
+/* a wider problem with many repeats: 64 inner and 48 outer triplets over 20 users
+ * and 30 items, d = 16 */
+TEST(meta_dw_many_repeats)
+{
+    til_err e;
+    enum { nu = 20, ni = 30, d = 16, n = 64, m = 48 };
+    static float P[nu * d], Q[ni * d];
+    uint32_t u[n], i[n], j[n], uo[m], io[m], jo[m];
+    til_rng r;
+    til_rng_seed(&r, 71, 0);
+    fill_normal(&r, P, nu * d, 0.5);
+    fill_normal(&r, Q, ni * d, 0.5);
+    float w[n], dw[n];
+    for (int k = 0; k < n; k++) {
+        u[k] = (uint32_t)til_rng_below(&r, nu);
+        i[k] = (uint32_t)til_rng_below(&r, ni);
+        j[k] = (uint32_t)til_rng_below(&r, ni);
+        w[k] = (float)til_rng_uniform(&r);
+    }
+    for (int k = 0; k < m; k++) {
+        uo[k] = (uint32_t)til_rng_below(&r, nu);
+        io[k] = (uint32_t)til_rng_below(&r, ni);
+        jo[k] = (uint32_t)til_rng_below(&r, ni);
+    }
+    mf_problem pb = {nu, ni, d, P, Q, n, m, u, i, j, uo, io, jo, 2.0, 0.05, 0};
+    til_meta_ws ws;
+    CHECK(til_meta_ws_init(&ws, nu, ni, d, &e) == 0, "ws");
+    til_triplets in = {n, u, i, j}, out = {m, uo, io, jo};
+    til_meta_opts o = {pb.beta, pb.reg, NULL, NULL};
+    CHECK(til_meta_dw(&ws, P, Q, &in, w, &out, &o, dw, NULL, &e) == 0, "meta_dw: %s", e.msg);
+    double wd[n], num[n], got[n];
+    for (int k = 0; k < n; k++)
+        wd[k] = w[k];
+    for (int k = 0; k < n; k++) {
+        double eps = 1e-6;
+        wd[k] = w[k] + eps;
+        double jp = ref_jout(&pb, wd);
+        wd[k] = w[k] - eps;
+        double jm = ref_jout(&pb, wd);
+        wd[k] = w[k];
+        num[k] = (jp - jm) / (2 * eps);
+        got[k] = dw[k];
+    }
+    CHECK_CLOSE("dJ_out/dw (64 x 48, repeats)", got, num, n, 1e-6 * maxabs(num, n), 1e-5);
+    til_meta_ws_free(&ws);
+}
+
+TEST(meta_lambda_finite_differences)
+{
+    til_err e;
+    til_meta_ws ws;
+    til_wnet m;
+    til_wnet_cache c;
+    CHECK(til_meta_ws_init(&ws, NU, NI, D, &e) == 0, "ws");
+    CHECK(til_wnet_init(&m, 2 * D, H, 61, &e) == 0 && til_wnet_cache_init(&c, &m, NB, &e) == 0, "wnet");
+    til_rng r;
+    til_rng_seed(&r, 62, 0);
+    fill_normal(&r, m.b1, H, 0.1);
+    m.b2[0] = 0.3f;
+    const size_t np = m.n_params;
+    double *prm = calloc(np, sizeof *prm), *num = calloc(np, sizeof *num), *got = calloc(np, sizeof *got);
+    float *g = malloc(np * sizeof *g);
+    for (int fresh = 0; fresh < 2; fresh++)
+        for (int norm = 0; norm < 2; norm++) {
+            mf_problem pb;
+            double ec = fresh ? 0.2 : 0.0;
+            mf_setup(&pb, fresh, ec);
+            /* Multi-Interest states (constants in the meta-gradient) */
+            float eta[NU * D], C[2 * D], S[NB * 2 * D], w[NB];
+            uint32_t memb[NI] = {0, 1, 1, 0, 1, 0, 0};
+            fill_normal(&r, eta, NU * D, 0.5);
+            fill_normal(&r, C, 2 * D, 0.5);
+            til_state_build(D, NB, bu, bi, bj, mfP, mfQ, eta, C, memb, 0.5f, S);
+            til_wnet_forward(&m, &c, S, NB, w);
+            til_triplets in = {NB, bu, bi, bj}, out = {pb.m, pb.ou, pb.oi, pb.oj};
+            til_meta_opts o = {pb.beta, pb.reg, ec != 0 ? extra_items : NULL, &ec};
+            memset(g, 0, np * sizeof *g);
+            double J;
+            CHECK(til_meta_grad_lambda(&ws, mfP, mfQ, &in, &out, &o, &m, &c, S, norm, g, NULL, &J, &e) == 0,
+                  "grad_lambda: %s", e.msg);
+            /* J_out as a function of Lambda, directly */
+            for (size_t q = 0; q < np; q++)
+                prm[q] = m.params[q];
+            double wd[NB];
+            for (size_t q = 0; q < np; q++) {
+                double eps = 1e-6, save = prm[q], jj[2];
+                for (int sgn = 0; sgn < 2; sgn++) {
+                    prm[q] = save + (sgn ? -eps : eps);
+                    ref_wnet(prm, 2 * D, H, S, NB, wd);
+                    if (norm) {
+                        double s = 0;
+                        for (int k = 0; k < NB; k++)
+                            s += wd[k];
+                        for (int k = 0; k < NB; k++)
+                            wd[k] /= s / NB;
+                    }
+                    jj[sgn] = ref_jout(&pb, wd);
+                }
+                prm[q] = save;
+                num[q] = (jj[0] - jj[1]) / (2 * eps);
+                got[q] = g[q];
+            }
+            char what[80];
+            snprintf(what, sizeof what, "dJ_out/dLambda (%s outer batch, weight-norm %s)", fresh ? "fresh" : "same",
+                     norm ? "on" : "off");
+            CHECK_CLOSE(what, got, num, np, 1e-4 * maxabs(num, np), 1e-3);
+            CHECK(maxabs(num, np) > 1e-4, "%s: too small to be a test (%g)", what, maxabs(num, np));
+        }
+    free(prm);
+    free(num);
+    free(got);
+    free(g);
+    til_wnet_free(&m);
+    til_wnet_cache_free(&c);
+    til_meta_ws_free(&ws);
 }
 
 int main(void)
@@ -430,5 +683,8 @@ int main(void)
     RUN(kmeans_reseeds_empty_cluster_and_survives_duplicates);
     RUN(dec_soft_target_assign);
     RUN(dec_loss_gradients_finite_differences);
+    RUN(meta_dw_finite_differences);
+    RUN(meta_dw_many_repeats);
+    RUN(meta_lambda_finite_differences);
     return unit_end();
 }

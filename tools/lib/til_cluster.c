@@ -344,3 +344,18 @@ double til_dec_loss_grad(const float *X, const uint32_t *rows, uint64_t n, int d
     }
     return L * norm;
 }
+
+void til_dec_row_grad(const float *x, int d, const float *centers, int K, double tau, const float *t, double scale,
+                      double *g)
+{
+    double q[TIL_CLUSTER_MAXK], a[TIL_CLUSTER_MAXK];
+    soft_row(x, d, centers, K, tau, q, a);
+    double cf = (tau + 1) / tau * scale;
+    for (int k = 0; k < K; k++) {
+        /* ((tau+1)/tau) (t_k - Q_k) (x - mu_k) / a_k */
+        double gk = cf * ((double)t[k] - q[k]) / a[k];
+        const float *mu = centers + (size_t)k * d;
+        for (int c = 0; c < d; c++)
+            g[c] += gk * ((double)x[c] - (double)mu[c]);
+    }
+}

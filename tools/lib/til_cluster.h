@@ -81,4 +81,11 @@ void til_dec_assign(const float *Qm, uint64_t n, int K, uint32_t *memb);
 double til_dec_loss_grad(const float *X, const uint32_t *rows, uint64_t n, int d, const float *centers, int K,
                          double tau, const float *T, int mean, double scale, float *gX, float *gC);
 
+/* One item's term: x: d, centers: K x d, t: K (its target row) -> g: d doubles
+ * += scale * d/dx sum_k t_k log(t_k / Q_k(x)). For the look-ahead's extra inner
+ * gradient (til_meta_opts.extra) in TIL-MI: scale = gamma / n for a mean over n
+ * items in play, times the number of times the item is counted. */
+void til_dec_row_grad(const float *x, int d, const float *centers, int K, double tau, const float *t, double scale,
+                      double *g);
+
 #endif
