@@ -601,6 +601,10 @@ TEST(meta_dw_many_repeats)
         got[k] = dw[k];
     }
     CHECK_CLOSE("dJ_out/dw (64 x 48, repeats)", got, num, n, 1e-6 * maxabs(num, n), 1e-5);
+    uint32_t bad = ni;
+    til_triplets oob = {1, u, &bad, j};
+    CHECK(til_meta_dw(&ws, P, Q, &oob, w, &out, &o, dw, NULL, &e) == -1 && strstr(e.msg, "out of range"),
+          "out-of-range item accepted: %s", e.msg);
     til_meta_ws_free(&ws);
 }
 

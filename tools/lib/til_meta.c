@@ -99,6 +99,14 @@ int til_meta_dw(til_meta_ws *ws, const float *P, const float *Q, const til_tripl
     const int d = ws->d, n = in->n, m = out->n;
     if (n < 1 || m < 1)
         return til_seterr(e, "meta-gradient: empty batch (inner %d, outer %d)", n, m);
+    /* ids index the row map: check them once (O(n + m)) */
+    for (int b = 0; b < 2; b++) {
+        const til_triplets *t = b ? out : in;
+        for (int k = 0; k < t->n; k++)
+            if (t->u[k] >= ws->n_users || t->i[k] >= ws->n_items || t->j[k] >= ws->n_items)
+                return til_seterr(e, "meta-gradient: %s triplet %d (%u, %u, %u) out of range (%u users, %u items)",
+                                  b ? "outer" : "inner", k, t->u[k], t->i[k], t->j[k], ws->n_users, ws->n_items);
+    }
     if (grow_slots(ws, 3 * m, e) < 0)
         return til_errctx(e, "meta-gradient workspace");
     double pb[512], db[512];

@@ -1,9 +1,6 @@
 /* til_state: principal interest eta_u and Uni/Multi-Interest triplet states. */
 #include "til_state.h"
 
-#include <stdlib.h>
-#include <string.h>
-
 #include "til_par.h"
 
 /* eta_u = (1/|I_u|) sum_{v in I_u} q_v, summed in double, 64 columns at a time */
