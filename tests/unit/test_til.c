@@ -526,7 +526,7 @@ TEST(meta_dw_finite_differences)
         double ec = 0.3;
         mf_setup(&pb, fresh, ec);
         float w[NB] = {0.9f, 0.2f, 0.6f, 0.5f, 0.35f, 0.8f}, dw[NB];
-        til_triplets in = {NB, bu, bi, bj}, out = {pb.m, pb.ou, pb.oi, pb.oj};
+        til_meta_batch in = {NB, bu, bi, bj}, out = {pb.m, pb.ou, pb.oi, pb.oj};
         til_meta_opts o = {pb.beta, pb.reg, extra_items, &ec};
         double J;
         CHECK(til_meta_dw(&ws, mfP, mfQ, &in, w, &out, &o, dw, &J, &e) == 0, "meta_dw: %s", e.msg);
@@ -584,7 +584,7 @@ TEST(meta_dw_many_repeats)
     mf_problem pb = {nu, ni, d, P, Q, n, m, u, i, j, uo, io, jo, 2.0, 0.05, 0};
     til_meta_ws ws;
     CHECK(til_meta_ws_init(&ws, nu, ni, d, &e) == 0, "ws");
-    til_triplets in = {n, u, i, j}, out = {m, uo, io, jo};
+    til_meta_batch in = {n, u, i, j}, out = {m, uo, io, jo};
     til_meta_opts o = {pb.beta, pb.reg, NULL, NULL};
     CHECK(til_meta_dw(&ws, P, Q, &in, w, &out, &o, dw, NULL, &e) == 0, "meta_dw: %s", e.msg);
     double wd[n], num[n], got[n];
@@ -602,7 +602,7 @@ TEST(meta_dw_many_repeats)
     }
     CHECK_CLOSE("dJ_out/dw (64 x 48, repeats)", got, num, n, 1e-6 * maxabs(num, n), 1e-5);
     uint32_t bad = ni;
-    til_triplets oob = {1, u, &bad, j};
+    til_meta_batch oob = {1, u, &bad, j};
     CHECK(til_meta_dw(&ws, P, Q, &oob, w, &out, &o, dw, NULL, &e) == -1 && strstr(e.msg, "out of range"),
           "out-of-range item accepted: %s", e.msg);
     til_meta_ws_free(&ws);
@@ -635,7 +635,7 @@ TEST(meta_lambda_finite_differences)
             fill_normal(&r, C, 2 * D, 0.5);
             til_state_build(D, NB, bu, bi, bj, mfP, mfQ, eta, C, memb, 0.5f, S);
             til_wnet_forward(&m, &c, S, NB, w);
-            til_triplets in = {NB, bu, bi, bj}, out = {pb.m, pb.ou, pb.oi, pb.oj};
+            til_meta_batch in = {NB, bu, bi, bj}, out = {pb.m, pb.ou, pb.oi, pb.oj};
             til_meta_opts o = {pb.beta, pb.reg, ec != 0 ? extra_items : NULL, &ec};
             memset(g, 0, np * sizeof *g);
             double J;

@@ -93,15 +93,15 @@ static inline double dotd(const double *a, const double *b, int d)
 static inline double bpr_dx(double x) { return x >= 0 ? -exp(-x) / (1 + exp(-x)) : -1 / (1 + exp(x)); }
 static inline double bpr_loss(double x) { return x >= 0 ? log1p(exp(-x)) : -x + log1p(exp(x)); }
 
-int til_meta_dw(til_meta_ws *ws, const float *P, const float *Q, const til_triplets *in, const float *w,
-                const til_triplets *out, const til_meta_opts *o, float *dw, double *j_out, til_err *e)
+int til_meta_dw(til_meta_ws *ws, const float *P, const float *Q, const til_meta_batch *in, const float *w,
+                const til_meta_batch *out, const til_meta_opts *o, float *dw, double *j_out, til_err *e)
 {
     const int d = ws->d, n = in->n, m = out->n;
     if (n < 1 || m < 1)
         return til_seterr(e, "meta-gradient: empty batch (inner %d, outer %d)", n, m);
     /* ids index the row map: check them once (O(n + m)) */
     for (int b = 0; b < 2; b++) {
-        const til_triplets *t = b ? out : in;
+        const til_meta_batch *t = b ? out : in;
         for (int k = 0; k < t->n; k++)
             if (t->u[k] >= ws->n_users || t->i[k] >= ws->n_items || t->j[k] >= ws->n_items)
                 return til_seterr(e, "meta-gradient: %s triplet %d (%u, %u, %u) out of range (%u users, %u items)",
@@ -247,8 +247,8 @@ void til_wnorm_backward(const float *w, int n, const float *dwn, float *dw)
         dw[k] = (float)(((double)dwn[k] - dot / n) / mean);
 }
 
-int til_meta_grad_lambda(til_meta_ws *ws, const float *P, const float *Q, const til_triplets *in,
-                         const til_triplets *out, const til_meta_opts *o, const til_wnet *m, til_wnet_cache *c,
+int til_meta_grad_lambda(til_meta_ws *ws, const float *P, const float *Q, const til_meta_batch *in,
+                         const til_meta_batch *out, const til_meta_opts *o, const til_wnet *m, til_wnet_cache *c,
                          const float *S, int weight_norm, float *grad, float *dw, double *j_out, til_err *e)
 {
     const int n = in->n;

@@ -47,10 +47,10 @@
 enum { TIL_META_USER = 0, TIL_META_ITEM = 1 };
 
 /* A batch of n triplets (u[k], i[k], j[k]). */
-typedef struct til_triplets {
+typedef struct til_meta_batch {
     int n;
     const uint32_t *u, *i, *j;
-} til_triplets;
+} til_meta_batch;
 
 /* Extra inner gradient: adds d extra/d theta for row `row` of table `table`
  * (TIL_META_USER or TIL_META_ITEM), whose current value is theta (d floats), into
@@ -85,8 +85,8 @@ void til_meta_ws_free(til_meta_ws *ws);
 /* P: n_users x d, Q: n_items x d, in: B (n triplets), w: n weights as used in
  * J_in, out: B' -> dw: n values dJ_out/dw_k; *j_out (if non-NULL) = J_out(Theta~).
  * Returns 0 or -1 (allocation). */
-int til_meta_dw(til_meta_ws *ws, const float *P, const float *Q, const til_triplets *in, const float *w,
-                const til_triplets *out, const til_meta_opts *o, float *dw, double *j_out, til_err *e);
+int til_meta_dw(til_meta_ws *ws, const float *P, const float *Q, const til_meta_batch *in, const float *w,
+                const til_meta_batch *out, const til_meta_opts *o, float *dw, double *j_out, til_err *e);
 
 /* Batch weight normalisation (--weight-norm batch): wn_k = w_k / mean(w).
  * w: n -> wn: n (may alias w); returns mean(w). */
@@ -101,8 +101,8 @@ void til_wnorm_backward(const float *w, int n, const float *dwn, float *dw);
  * weight_norm: 0 = raw weights in J_in, 1 = batch-normalised weights.
  * -> grad (m->n_params) += dJ_out/dLambda; dw (n, optional) = dJ_out/dw_raw;
  * *j_out (optional) = J_out(Theta~). */
-int til_meta_grad_lambda(til_meta_ws *ws, const float *P, const float *Q, const til_triplets *in,
-                         const til_triplets *out, const til_meta_opts *o, const til_wnet *m, til_wnet_cache *c,
+int til_meta_grad_lambda(til_meta_ws *ws, const float *P, const float *Q, const til_meta_batch *in,
+                         const til_meta_batch *out, const til_meta_opts *o, const til_wnet *m, til_wnet_cache *c,
                          const float *S, int weight_norm, float *grad, float *dw, double *j_out, til_err *e);
 
 #endif
