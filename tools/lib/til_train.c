@@ -60,8 +60,7 @@ typedef struct trainer {
     til_adam adam;
     til_sampler sampler;
     til_triplets trip;
-    /* batch buffers: B each, B x dim for the gradients */
-    float *s_pos, *s_neg, *loss, *g_pos, *g_neg, *dU, *dQi, *dQj, *G;
+    til_step_buf sb;
     float *best; /* n_param x dim, best parameters (valid when best_epoch > 0) */
     /* progress */
     int epoch;      /* epoch in progress (1-based) */
@@ -79,12 +78,9 @@ static void trainer_free(trainer *t)
     til_adam_free(&t->adam);
     til_sampler_free(&t->sampler);
     til_triplets_free(&t->trip);
-    float **bufs[] = {&t->s_pos, &t->s_neg, &t->loss, &t->g_pos, &t->g_neg, &t->dU, &t->dQi, &t->dQj, &t->G,
-                      &t->best};
-    for (size_t k = 0; k < sizeof bufs / sizeof *bufs; k++) {
-        free(*bufs[k]);
-        *bufs[k] = NULL;
-    }
+    til_step_buf_free(&t->sb);
+    free(t->best);
+    t->best = NULL;
 }
 
 static int trainer_init(trainer *t, const til_train_cfg *c, const til_inter *train, const til_inter *valid,
@@ -105,14 +101,8 @@ static int trainer_init(trainer *t, const til_train_cfg *c, const til_inter *tra
         return -1;
     if (til_triplets_alloc(&t->trip, train->nnz, 1, e))
         return -1;
-    float **b1[] = {&t->s_pos, &t->s_neg, &t->loss, &t->g_pos, &t->g_neg};
-    for (size_t k = 0; k < 5; k++)
-        if (!(*b1[k] = til_aligned_calloc(B, sizeof(float), e)))
-            return -1;
-    float **bd[] = {&t->dU, &t->dQi, &t->dQj, &t->G};
-    for (size_t k = 0; k < 4; k++)
-        if (!(*bd[k] = til_aligned_calloc(3 * B * d, sizeof(float), e)))
-            return -1;
+    if (til_step_buf_alloc(&t->sb, B, c->dim, e))
+        return -1;
     if (!(t->best = til_aligned_calloc(t->bb.n_param * d, sizeof(float), e)))
         return -1;
     /* Xavier-uniform per table, as nn.init.xavier_uniform_ on each nn.Embedding */
@@ -125,9 +115,39 @@ static int trainer_init(trainer *t, const til_train_cfg *c, const til_inter *tra
 
 /* ------------------------------------------------------------------ one step */
 
+int til_step_buf_alloc(til_step_buf *s, uint64_t batch, int dim, til_err *e)
+{
+    memset(s, 0, sizeof *s);
+    s->cap = batch;
+    float **b1[] = {&s->s_pos, &s->s_neg, &s->loss, &s->g_pos, &s->g_neg};
+    for (size_t k = 0; k < 5; k++)
+        if (!(*b1[k] = til_aligned_calloc(batch, sizeof(float), e)))
+            goto fail;
+    float **bd[] = {&s->dU, &s->dQi, &s->dQj};
+    for (size_t k = 0; k < 3; k++)
+        if (!(*bd[k] = til_aligned_calloc(batch * (uint64_t)dim, sizeof(float), e)))
+            goto fail;
+    if (!(s->G = til_aligned_calloc(3 * batch * (uint64_t)dim, sizeof(float), e)))
+        goto fail;
+    return 0;
+fail:
+    til_step_buf_free(s);
+    return -1;
+}
+
+void til_step_buf_free(til_step_buf *s)
+{
+    float **bufs[] = {&s->s_pos, &s->s_neg, &s->loss, &s->g_pos, &s->g_neg, &s->dU, &s->dQi, &s->dQj, &s->G};
+    for (size_t k = 0; k < sizeof bufs / sizeof *bufs; k++) {
+        free(*bufs[k]);
+        *bufs[k] = NULL;
+    }
+}
+
 typedef struct {
-    trainer *t;
-    til_batch b;
+    const til_backbone *bb;
+    const til_batch *b;
+    til_step_buf *s;
     float scale;
 } head_job;
 
@@ -138,27 +158,47 @@ static void head_part(void *ctx, int part, uint64_t lo, uint64_t hi)
 {
     (void)part;
     head_job *j = ctx;
-    trainer *t = j->t;
-    const float *U = t->bb.U, *V = t->bb.V;
-    int d = t->c->dim;
+    til_step_buf *s = j->s;
+    const float *U = j->bb->U, *V = j->bb->V;
+    const til_batch *bt = j->b;
+    int d = j->bb->dim;
     for (uint64_t b = lo; b < hi; b++) {
-        const float *pu = U + (uint64_t)j->b.u[b] * d;
-        t->s_pos[b] = til_dot(pu, V + (uint64_t)j->b.i[b] * d, d);
-        t->s_neg[b] = til_dot(pu, V + (uint64_t)j->b.j[b] * d, d);
+        const float *pu = U + (uint64_t)bt->u[b] * d;
+        s->s_pos[b] = til_dot(pu, V + (uint64_t)bt->i[b] * d, d);
+        s->s_neg[b] = til_dot(pu, V + (uint64_t)bt->j[b] * d, d);
     }
-    til_loss_bpr(t->s_pos, t->s_neg, NULL, j->scale, lo, hi, t->loss, t->g_pos, t->g_neg);
+    til_loss_bpr(s->s_pos, s->s_neg, NULL, j->scale, lo, hi, s->loss, s->g_pos, s->g_neg);
     for (uint64_t b = lo; b < hi; b++) {
-        const float *restrict pu = U + (uint64_t)j->b.u[b] * d;
-        const float *restrict qi = V + (uint64_t)j->b.i[b] * d;
-        const float *restrict qj = V + (uint64_t)j->b.j[b] * d;
-        float *restrict du = t->dU + b * d, *restrict di = t->dQi + b * d, *restrict dj = t->dQj + b * d;
-        float gp = t->g_pos[b], gn = t->g_neg[b];
+        const float *restrict pu = U + (uint64_t)bt->u[b] * d;
+        const float *restrict qi = V + (uint64_t)bt->i[b] * d;
+        const float *restrict qj = V + (uint64_t)bt->j[b] * d;
+        float *restrict du = s->dU + b * d, *restrict di = s->dQi + b * d, *restrict dj = s->dQj + b * d;
+        float gp = s->g_pos[b], gn = s->g_neg[b];
         for (int k = 0; k < d; k++) {
             du[k] = gp * qi[k] + gn * qj[k];
             di[k] = gp * pu[k];
             dj[k] = gn * pu[k];
         }
     }
+}
+
+int til_batch_grad(til_backbone *bb, const til_batch *b, double reg, int threads, til_step_buf *s, double *loss,
+                   til_err *e)
+{
+    if (b->n > s->cap)
+        return til_seterr(e, "batch of %llu > buffer capacity", (unsigned long long)b->n);
+    if (bb->ops->forward(bb, b, threads, e))
+        return -1;
+    head_job hj = {bb, b, s, 1.0f / (float)b->n};
+    til_par_for(b->n < 512 ? 1 : threads, b->n, head_part, &hj);
+    double l2 = 0;
+    if (bb->ops->backward(bb, b, s->dU, s->dQi, s->dQj, (float)(reg / (double)b->n), s->G, &l2, threads, e))
+        return -1;
+    double sum = 0;
+    for (uint64_t k = 0; k < b->n; k++)
+        sum += s->loss[k];
+    *loss = sum / (double)b->n + reg * l2 / (double)b->n;
+    return 0;
 }
 
 /* One optimisation step on triplets [lo, hi) of the epoch; returns the batch loss via *bl. */
@@ -169,29 +209,12 @@ static int train_step(trainer *t, uint64_t lo, uint64_t hi, double *bl, til_err 
     til_backbone *bb = &t->bb;
     if (bb->ops->prepare(bb, &b, e))
         return -1;
-    if (bb->rows)
-        til_adam_catch_up(&t->adam, bb->rows, bb->n_rows, c->threads);
-    else
-        til_adam_sync(&t->adam, c->threads);
-    if (bb->ops->forward(bb, &b, c->threads, e))
-        return -1;
-    head_job hj = {t, b, 1.0f / (float)b.n};
-    til_par_for(b.n < 512 ? 1 : c->threads, b.n, head_part, &hj);
-    uint64_t nr = bb->rows ? bb->n_rows : bb->n_param;
-    double l2 = 0;
-    if (bb->ops->backward(bb, &b, t->dU, t->dQi, t->dQj, (float)(c->reg / (double)b.n), t->G, &l2, c->threads, e))
-        return -1;
-    if (bb->rows) {
-        if (til_adam_step(&t->adam, bb->rows, t->G, nr, c->threads, e))
-            return -1;
-    } else {
+    if (!bb->rows) /* dense-gradient backbones: wire a dense step here (til_adam_step over all rows) */
         return til_seterr(e, "dense-gradient backbones are not wired to the optimizer yet");
-    }
-    double s = 0;
-    for (uint64_t k = 0; k < b.n; k++)
-        s += t->loss[k];
-    *bl = s / (double)b.n + c->reg * l2 / (double)b.n;
-    return 0;
+    til_adam_catch_up(&t->adam, bb->rows, bb->n_rows, c->threads);
+    if (til_batch_grad(bb, &b, c->reg, c->threads, &t->sb, bl, e))
+        return -1;
+    return til_adam_step(&t->adam, bb->rows, t->sb.G, bb->n_rows, c->threads, e);
 }
 
 /* ------------------------------------------------------------------ checkpoints */

@@ -71,8 +71,26 @@ void til_train_defaults(til_train_cfg *c);
 int til_train_run(const til_train_cfg *c, const til_inter *train, const til_inter *valid, til_model *out,
                   til_train_result *res, til_err *e);
 
-/* Per-triplet dot-product head, exposed for tests: for b in [0, n)
- *   s_pos = U[u].V[i], s_neg = U[u].V[j]  (16-lane fixed-order dot) */
+/* Fixed-order dot product (16 lanes, then a tree): the same bits whatever the caller. */
 float til_dot(const float *a, const float *b, int d);
+
+struct til_backbone;
+struct til_batch;
+
+/* Scratch of one step: B floats each for the scores, losses and dL/dscore;
+ * B x dim for dU, dQi, dQj; 3B x dim for G. */
+typedef struct til_step_buf {
+    uint64_t cap;
+    float *s_pos, *s_neg, *loss, *g_pos, *g_neg, *dU, *dQi, *dQj, *G;
+} til_step_buf;
+int til_step_buf_alloc(til_step_buf *s, uint64_t batch, int dim, til_err *e);
+void til_step_buf_free(til_step_buf *s);
+
+/* Gradient of one batch, after bb->ops->prepare and the optimizer catch-up:
+ * forward, the dot-product head with the BPR loss, backward. On return
+ * s->G[k] (dim) = dL/dparam[bb->rows[k]] for L = mean BPR + reg * 0.5 *
+ * sum|e0|^2 / B, and *loss = L. Deterministic for any thread count. */
+int til_batch_grad(struct til_backbone *bb, const struct til_batch *b, double reg, int threads, til_step_buf *s,
+                   double *loss, til_err *e);
 
 #endif
