@@ -1,0 +1,75 @@
+/* til_backbone: the models whose representations are scored.
+ *
+ * A backbone owns a table of trainable parameter rows (param: n_param x dim,
+ * float32, row-major; the optimizer moves them) and computes from it the
+ * representations that scores use: U (n_users x dim) and V (n_items x dim),
+ * score(u, i) = U[u] . V[i] for dot-product backbones (MF, LightGCN, MGCCF;
+ * NeuMF will add its own score head). One training step, driven by til_train:
+ *
+ *   prepare(batch)    the unique parameter rows the batch reads and writes
+ *                     (bb->rows, bb->n_rows; rows == NULL means all rows:
+ *                     graph backbones), in a fixed order, so the optimizer can
+ *                     bring exactly those up to date before they are read.
+ *   forward(batch)    U, V valid at least for the batch's users and items
+ *                     (batch NULL: for all, before evaluation). MF: U, V alias
+ *                     param (no work). LightGCN: propagation.
+ *   backward(batch, dU, dQi, dQj, reg_c)
+ *                     from dL/dU[u_b], dL/dV[i_b], dL/dV[j_b] per triplet
+ *                     (each B x dim) adds into G (n_rows x dim, zeroed by the
+ *                     caller; G[k] belongs to rows[k]) the gradient of the loss
+ *                     w.r.t. the parameter rows, plus the L2 term reg_c * e0
+ *                     for every occurrence of a layer-0 row e0 in the batch
+ *                     (LightGCN convention: reg * 0.5 * sum |e0|^2 / B, so
+ *                     reg_c = reg / B), and returns 0.5 * sum |e0|^2 over those
+ *                     occurrences in *l2 (for the reported loss).
+ * Reductions are deterministic: each parameter row sums its contributions in
+ * triplet order (u, then i, then j within a triplet), whatever the threads. */
+#ifndef TIL_BACKBONE_H
+#define TIL_BACKBONE_H
+
+#include <stdint.h>
+
+#include "til_util.h"
+
+typedef struct til_batch {
+    uint64_t n;                /* triplets */
+    const uint32_t *u, *i, *j; /* n each */
+} til_batch;
+
+typedef struct til_backbone til_backbone;
+
+typedef struct til_backbone_ops {
+    const char *name;
+    int (*prepare)(til_backbone *bb, const til_batch *b, til_err *e);
+    int (*forward)(til_backbone *bb, const til_batch *b, int threads, til_err *e);
+    int (*backward)(til_backbone *bb, const til_batch *b, const float *dU, const float *dQi, const float *dQj,
+                    float reg_c, float *G, double *l2, int threads, til_err *e);
+    void (*free)(til_backbone *bb);
+} til_backbone_ops;
+
+struct til_backbone {
+    const til_backbone_ops *ops;
+    uint32_t n_users, n_items;
+    int dim;
+    float *param;        /* n_param x dim (64-byte aligned) */
+    uint64_t n_param;
+    const float *U, *V;  /* representations after forward */
+    uint32_t *rows;      /* after prepare: n_rows unique param rows, or NULL = all */
+    uint64_t n_rows;
+    void *impl;
+};
+
+/* MF: param = [user rows; item rows] (n_users + n_items rows), U = param,
+ * V = param + n_users * dim; batch_cap: the largest batch prepare will see. */
+int til_mf_init(til_backbone *bb, uint32_t n_users, uint32_t n_items, int dim, uint64_t batch_cap, til_err *e);
+
+/* Xavier-uniform init of rows [r0, r0 + n) as nn.init.xavier_uniform_ on an
+ * n x dim table: U(-a, a), a = sqrt(6 / (n + dim)), from generator (seed, stream). */
+void til_init_xavier(float *rows, uint64_t n, int dim, uint64_t seed, uint64_t stream);
+
+/* By name ("mf"); NULL if unknown. */
+int til_backbone_create(til_backbone *bb, const char *name, uint32_t n_users, uint32_t n_items, int dim,
+                        uint64_t batch_cap, til_err *e);
+void til_backbone_free(til_backbone *bb);
+
+#endif

@@ -1,0 +1,96 @@
+/* til_train: the training loop shared by every backbone and method.
+ *
+ * One epoch: the sampler draws the epoch's triplets (seeded by (seed, epoch));
+ * they are cut into batches of cfg->batch; one step per batch:
+ *   rows  = backbone.prepare(batch)       unique parameter rows the batch touches
+ *   optimizer catch-up(rows)              (dense Adam: replay the zero-gradient steps)
+ *   U, V  = backbone.forward(batch)
+ *   s_pos = U[u].V[i], s_neg = U[u].V[j]  (dot-product head; per triplet, parallel)
+ *   loss, g_pos, g_neg = method(s_pos, s_neg, 1/B)
+ *   dU = g_pos V[i] + g_neg V[j]; dQi = g_pos U[u]; dQj = g_neg U[u]   (B x dim)
+ *   G    = backbone.backward(dU, dQi, dQj, reg/B)  (deterministic row reductions)
+ *   optimizer step(rows, G)
+ * Reported loss = mean over batches of (mean BPR + reg * 0.5 * sum|e0|^2 / B),
+ * as the PyTorch peer reports it. Every cfg->eval_every epochs (and at the last)
+ * all rows are brought up to date and the model is evaluated on the validation
+ * set (Recall/NDCG@topk, train items masked); the best Recall model is kept and
+ * training stops when it has not improved for cfg->patience epochs.
+ *
+ * Randomness: init from (seed, INIT, table), the epoch shuffle from (seed,
+ * SHUFFLE, epoch), negatives from (seed, NEG, epoch, chunk): a checkpoint needs
+ * no generator state beyond the epoch and the position in it. Results do not
+ * depend on the thread count (fixed-order reductions, chunked sampling).
+ *
+ * Checkpoints (kind = checkpoint) hold the parameters, Adam m, v, step and
+ * per-row last step, the best parameters and metrics, the epoch and the
+ * position within it, and the loss so far; resuming is bit-identical. */
+#ifndef TIL_TRAIN_H
+#define TIL_TRAIN_H
+
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "til_inter.h"
+#include "til_model.h"
+#include "til_util.h"
+
+typedef struct til_train_cfg {
+    const char *backbone; /* "mf" */
+    const char *method;   /* "bpr" */
+    int optim;            /* TIL_ADAM_* */
+    int dim;
+    uint64_t batch;
+    double lr, reg, b1, b2, eps;
+    int epochs, eval_every, patience, topk;
+    uint64_t seed;
+    int threads;
+    const char *log_path;        /* TSV, one line per epoch; NULL: none */
+    const char *checkpoint_path; /* NULL: none */
+    int checkpoint_every;        /* epochs; 0: only at the end and on interruption */
+    const char *resume_path;     /* NULL: fresh start */
+    int progress;                /* progress line on stderr */
+    FILE *info;                  /* memory and summary lines, or NULL */
+    volatile sig_atomic_t *stop; /* set from a signal handler: checkpoint and return 1 */
+} til_train_cfg;
+
+typedef struct til_train_result {
+    int best_epoch, epochs_run, stopped_early;
+    double best_recall, best_ndcg;
+    double train_s, sample_s, eval_s; /* totals */
+    double median_epoch_s;            /* batch loop only, median of epochs 2.. */
+} til_train_result;
+
+/* Fills cfg with the paper's defaults (dim 64, batch 5000, lr 1e-3, reg 1e-4,
+ * 3000 epochs, eval every 1, patience 100, top-20, seed 2020, dense Adam). */
+void til_train_defaults(til_train_cfg *c);
+
+/* Trains; on success out holds the best model (kind = model). Returns 0, 1 if
+ * interrupted through cfg->stop (checkpoint written when a path was given), -1
+ * on error. */
+int til_train_run(const til_train_cfg *c, const til_inter *train, const til_inter *valid, til_model *out,
+                  til_train_result *res, til_err *e);
+
+/* Fixed-order dot product (16 lanes, then a tree): the same bits whatever the caller. */
+float til_dot(const float *a, const float *b, int d);
+
+struct til_backbone;
+struct til_batch;
+
+/* Scratch of one step: B floats each for the scores, losses and dL/dscore;
+ * B x dim for dU, dQi, dQj; 3B x dim for G. */
+typedef struct til_step_buf {
+    uint64_t cap;
+    float *s_pos, *s_neg, *loss, *g_pos, *g_neg, *dU, *dQi, *dQj, *G;
+} til_step_buf;
+int til_step_buf_alloc(til_step_buf *s, uint64_t batch, int dim, til_err *e);
+void til_step_buf_free(til_step_buf *s);
+
+/* Gradient of one batch, after bb->ops->prepare and the optimizer catch-up:
+ * forward, the dot-product head with the BPR loss, backward. On return
+ * s->G[k] (dim) = dL/dparam[bb->rows[k]] for L = mean BPR + reg * 0.5 *
+ * sum|e0|^2 / B, and *loss = L. Deterministic for any thread count. */
+int til_batch_grad(struct til_backbone *bb, const struct til_batch *b, double reg, int threads, til_step_buf *s,
+                   double *loss, til_err *e);
+
+#endif

@@ -1,0 +1,215 @@
+/* til-train: trains a recommender on an interaction file and writes the best
+ * model (by validation Recall@K) as a model file (docs/FORMATS.md).
+ *
+ * Now: backbone mf, method bpr, optimizers adam (PyTorch dense semantics,
+ * exact lazy), lazy-adam (SparseAdam) and adam-eager (the dense reference).
+ * All the work is in tools/lib/til_train.c; this main parses, loads, reports. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "til_adam.h"
+#include "til_eval.h"
+#include "til_inter.h"
+#include "til_io.h"
+#include "til_model.h"
+#include "til_train.h"
+#include "til_util.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: til-train --train FILE --valid FILE --out MODEL [options]\n"
+            "Trains a recommender with early stopping on validation Recall@K; writes the best model.\n"
+            "  --train FILE          training interactions (.til)\n"
+            "  --valid FILE          validation interactions (.til), same users/items\n"
+            "  --test FILE           also report test metrics of the best model (train+valid masked)\n"
+            "  -o, --out FILE        model file to write (kind=model; tensors user, item)\n"
+            "  --backbone NAME       mf (default mf)\n"
+            "  --method NAME         bpr (default bpr)\n"
+            "  --optim NAME          adam: PyTorch Adam with dense gradients, exact lazy update (default)\n"
+            "                        lazy-adam: only the batch's rows move (torch SparseAdam)\n"
+            "                        adam-eager: the dense reference, every row every step (slow)\n"
+            "  --dim N               embedding size (64)\n"
+            "  --batch N             triplets per step (5000)\n"
+            "  --lr X                Adam learning rate (1e-3)\n"
+            "  --reg X               L2: reg*0.5*(|p_u|^2+|q_i|^2+|q_j|^2)/batch (1e-4)\n"
+            "  --epochs N            at most N epochs (3000)\n"
+            "  --eval-every N        validate every N epochs (1)\n"
+            "  --patience N          stop when valid Recall@K has not improved for N epochs (100)\n"
+            "  --topk K              K of Recall/NDCG@K (20)\n"
+            "  --seed N              random seed (2020)\n"
+            "  --threads N           threads (default: all cores); results do not depend on it\n"
+            "  --log FILE            TSV: epoch loss train_s sample_s eval_s valid_recall valid_ndcg best_epoch best_recall\n"
+            "  --checkpoint FILE     checkpoint every --checkpoint-every epochs, at the end, and on SIGINT/SIGTERM\n"
+            "  --checkpoint-every N  epochs between checkpoints (0: only at the end / on a signal)\n"
+            "  --resume FILE         continue from a checkpoint (bit-identical to an uninterrupted run)\n"
+            "  -q, --quiet           no progress line and no info lines\n"
+            "  -h, --help            this text\n"
+            "Exit status: 0 ok, 1 data/runtime error or interrupted, 2 usage.\n");
+}
+
+static volatile sig_atomic_t stop_flag;
+static struct sigaction old_int, old_term;
+
+static void on_stop(int sig)
+{
+    stop_flag = 1;
+    /* a second signal takes the previous action (remove temporaries, die) */
+    sigaction(sig, sig == SIGINT ? &old_int : &old_term, NULL);
+}
+
+enum { O_TRAIN = 256, O_VALID, O_TEST, O_BACKBONE, O_METHOD, O_OPTIM, O_DIM, O_BATCH, O_LR, O_REG, O_EPOCHS,
+       O_EVAL_EVERY, O_PATIENCE, O_TOPK, O_SEED, O_THREADS, O_LOG, O_CKPT, O_CKPT_EVERY, O_RESUME };
+
+int main(int argc, char **argv)
+{
+    til_setprog(argv[0]);
+    static const struct option opts[] = {
+        {"train", required_argument, 0, O_TRAIN},       {"valid", required_argument, 0, O_VALID},
+        {"test", required_argument, 0, O_TEST},         {"out", required_argument, 0, 'o'},
+        {"backbone", required_argument, 0, O_BACKBONE}, {"method", required_argument, 0, O_METHOD},
+        {"optim", required_argument, 0, O_OPTIM},       {"dim", required_argument, 0, O_DIM},
+        {"batch", required_argument, 0, O_BATCH},       {"lr", required_argument, 0, O_LR},
+        {"reg", required_argument, 0, O_REG},           {"epochs", required_argument, 0, O_EPOCHS},
+        {"eval-every", required_argument, 0, O_EVAL_EVERY}, {"patience", required_argument, 0, O_PATIENCE},
+        {"topk", required_argument, 0, O_TOPK},         {"seed", required_argument, 0, O_SEED},
+        {"threads", required_argument, 0, O_THREADS},   {"log", required_argument, 0, O_LOG},
+        {"checkpoint", required_argument, 0, O_CKPT},   {"checkpoint-every", required_argument, 0, O_CKPT_EVERY},
+        {"resume", required_argument, 0, O_RESUME},     {"quiet", no_argument, 0, 'q'},
+        {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0}};
+    til_train_cfg c;
+    til_train_defaults(&c);
+    c.threads = til_ncpu();
+    const char *train_p = NULL, *valid_p = NULL, *test_p = NULL, *out_p = NULL;
+    int quiet = 0, ch;
+    til_err e;
+    int64_t v;
+#define NUM(lo, hi, dst, what)                                                                                    \
+    do {                                                                                                          \
+        if (til_parse_i64(optarg, lo, hi, &v, what, &e)) {                                                        \
+            til_report(&e);                                                                                       \
+            usage(stderr);                                                                                        \
+            return TIL_EXIT_USAGE;                                                                                \
+        }                                                                                                         \
+        dst = v;                                                                                                  \
+    } while (0)
+    while ((ch = getopt_long(argc, argv, "o:qh", opts, NULL)) != -1) {
+        switch (ch) {
+        case O_TRAIN: train_p = optarg; break;
+        case O_VALID: valid_p = optarg; break;
+        case O_TEST: test_p = optarg; break;
+        case 'o': out_p = optarg; break;
+        case O_BACKBONE: c.backbone = optarg; break;
+        case O_METHOD: c.method = optarg; break;
+        case O_OPTIM:
+            if ((c.optim = til_adam_mode_parse(optarg)) < 0) {
+                til_warn("--optim: unknown optimizer '%s' (adam, lazy-adam, adam-eager)", optarg);
+                usage(stderr);
+                return TIL_EXIT_USAGE;
+            }
+            break;
+        case O_DIM: NUM(1, 1024, c.dim, "--dim"); break;
+        case O_BATCH: NUM(1, 100000000, c.batch, "--batch"); break;
+        case O_EPOCHS: NUM(1, 1000000, c.epochs, "--epochs"); break;
+        case O_EVAL_EVERY: NUM(1, 1000000, c.eval_every, "--eval-every"); break;
+        case O_PATIENCE: NUM(1, 1000000, c.patience, "--patience"); break;
+        case O_TOPK: NUM(1, 10000, c.topk, "--topk"); break;
+        case O_SEED: NUM(0, INT64_MAX, c.seed, "--seed"); break;
+        case O_THREADS: NUM(1, 256, c.threads, "--threads"); break;
+        case O_CKPT_EVERY: NUM(0, 1000000, c.checkpoint_every, "--checkpoint-every"); break;
+        case O_LR:
+        case O_REG: {
+            double x;
+            if (til_parse_double(optarg, 0, 1e6, &x, ch == O_LR ? "--lr" : "--reg", &e) || (ch == O_LR && x <= 0)) {
+                if (ch == O_LR && x <= 0)
+                    til_seterr(&e, "--lr: must be > 0");
+                til_report(&e);
+                usage(stderr);
+                return TIL_EXIT_USAGE;
+            }
+            if (ch == O_LR)
+                c.lr = x;
+            else
+                c.reg = x;
+            break;
+        }
+        case O_LOG: c.log_path = optarg; break;
+        case O_CKPT: c.checkpoint_path = optarg; break;
+        case O_RESUME: c.resume_path = optarg; break;
+        case 'q': quiet = 1; break;
+        case 'h': usage(stdout); return til_close_stdout();
+        default: usage(stderr); return TIL_EXIT_USAGE;
+        }
+    }
+    if (optind != argc || !train_p || !valid_p || !out_p) {
+        if (optind != argc)
+            til_warn("unexpected argument '%s'", argv[optind]);
+        else
+            til_warn("--train, --valid and --out are required");
+        usage(stderr);
+        return TIL_EXIT_USAGE;
+    }
+    til_io_cleanup_on_signals();
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    c.stop = &stop_flag;
+    c.progress = !quiet && isatty(2);
+    c.info = quiet ? NULL : stderr;
+
+    til_inter tr = {0}, va = {0}, te = {0};
+    til_model m;
+    til_model_init(&m);
+    int status = TIL_EXIT_DATA;
+    if (til_inter_read(train_p, &tr, &e) || til_inter_read(valid_p, &va, &e) ||
+        (test_p && (til_inter_read(test_p, &te, &e) || til_inter_same_shape(&tr, train_p, &te, test_p, &e))) ||
+        til_inter_same_shape(&tr, train_p, &va, valid_p, &e)) {
+        til_report(&e);
+        goto out;
+    }
+    double t0 = til_now();
+    til_train_result r;
+    int rc = til_train_run(&c, &tr, &va, &m, &r, &e);
+    if (rc) {
+        til_report(&e);
+        goto out;
+    }
+    if (til_model_write(out_p, &m, &e)) {
+        til_report(&e);
+        goto out;
+    }
+    char rss[32];
+    if (!quiet)
+        fprintf(stderr,
+                "%s: best epoch %d of %d (%s): valid Recall@%d %.6f NDCG@%d %.6f; %.1f s (train %.1f, sample %.1f, "
+                "eval %.1f), median %.3f s/epoch (batch loop, epochs 2..); peak RSS %s\n",
+                til_prog(), r.best_epoch, r.epochs_run, r.stopped_early ? "early stop" : "max epochs", c.topk,
+                r.best_recall, c.topk, r.best_ndcg, til_now() - t0, r.train_s, r.sample_s, r.eval_s, r.median_epoch_s,
+                til_fmt_bytes(til_peak_rss(), rss, sizeof rss));
+    if (test_p) {
+        const til_tensor *U = til_model_find(&m, "user"), *V = til_model_find(&m, "item");
+        til_scorer s = til_scorer_dot(U->data, V->data, tr.n_users, tr.n_items, c.dim);
+        til_eval_opts eo = {.ks = {c.topk}, .n_k = 1, .threads = c.threads, .block = 0};
+        til_eval_result er;
+        if (til_eval_run(&s, &tr, &va, &te, &eo, &er, NULL, &e)) {
+            til_report(&e);
+            goto out;
+        }
+        printf("test\tepoch\t%d\trecall@%d\t%.6f\tndcg@%d\t%.6f\tusers\t%" PRIu64 "\n", r.best_epoch, c.topk,
+               er.recall[0], c.topk, er.ndcg[0], er.n_users);
+    }
+    status = TIL_EXIT_OK;
+out:
+    til_model_free(&m);
+    til_inter_free(&tr);
+    til_inter_free(&va);
+    til_inter_free(&te);
+    int cs = til_close_stdout();
+    return status ? status : cs;
+}
