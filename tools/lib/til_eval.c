@@ -252,6 +252,10 @@ typedef struct {
     uint64_t n_eval;
     int B, maxk, n_k, stride;
     int score_only; /* benchmark floor: score the blocks, select nothing */
+    /* til_recommend: top-k items and scores per listed user (n_eval x maxk) */
+    uint32_t *rec_items;
+    float *rec_scores;
+    int *rec_n;
     const double *idcg; /* idcg[n] = sum_{r=1..n} 1/log2(r+1), n <= maxk */
     double *vals;       /* n_eval x stride */
     int *rc;            /* per part */
@@ -340,6 +344,25 @@ static void run_part(void *vctx, int part, uint64_t lo, uint64_t hi)
         }
         if (c->score_only)
             continue;
+        if (c->rec_items) {
+            for (int r = 0; r < n; r++) {
+                uint64_t x = u0 + r, better, nan;
+                int hn = scan_row(buf + (size_t)r * ni, (uint32_t)ni, c->users[x], c->train, c->excl, c->maxk, h,
+                                  NAN, 0, &better, &nan);
+                if (nan) {
+                    til_seterr(e, "scores of user %u contain %llu NaN values (diverged model?)", c->users[x],
+                               (unsigned long long)nan);
+                    c->rc[part] = -1;
+                    goto out;
+                }
+                c->rec_n[x] = hn;
+                for (int q = 0; q < hn; q++) {
+                    c->rec_items[x * c->maxk + q] = h[q].id;
+                    c->rec_scores[x * c->maxk + q] = h[q].s;
+                }
+            }
+            continue;
+        }
         for (int r = 0; r < n; r++)
             if (eval_row(c, c->users[u0 + r], buf + (size_t)r * ni, h, c->vals + (u0 + r) * c->stride, e)) {
                 c->rc[part] = -1;
@@ -507,6 +530,70 @@ int til_eval_score_only(const til_scorer *s, const til_inter *train, const til_i
 {
     til_eval_result res;
     return eval_core(s, train, NULL, test, o, &res, NULL, 1, e);
+}
+
+int til_recommend(const til_scorer *s, const til_inter *exclude, const uint32_t *users, uint64_t n, int k,
+                  int threads, uint32_t *items, float *scores, int *counts, til_err *e)
+{
+    if (k < 1 || threads < 1)
+        return til_seterr(e, "recommend: k %d, threads %d (want >= 1)", k, threads);
+    if (exclude && (exclude->n_users != s->n_users || exclude->n_items != s->n_items))
+        return til_seterr(e, "recommend: excluded data has %u users x %u items but the model has %u x %u",
+                          exclude->n_users, exclude->n_items, s->n_users, s->n_items);
+    for (uint64_t x = 0; x < n; x++)
+        if (users[x] >= s->n_users)
+            return til_seterr(e, "recommend: user %u out of range (model has %u users)", users[x], s->n_users);
+    til_inter none = {0}; /* exclude NULL: an empty set, indptr all 0 */
+    uint32_t zero[1] = {0};
+    til_eval_opts o = {.ks = {k}, .n_k = 1, .threads = threads, .block = 0};
+    run_ctx c;
+    memset(&c, 0, sizeof c);
+    c.s = s;
+    c.o = &o;
+    c.maxk = k;
+    c.users = users;
+    c.n_eval = n;
+    c.B = til_eval_block_size(s, &o);
+    c.rec_items = items;
+    c.rec_scores = scores;
+    c.rec_n = counts;
+    int parts = TIL_MIN(threads, 256), rc = -1;
+    uint64_t *indptr = NULL;
+    if (!exclude) {
+        indptr = til_calloc((size_t)s->n_users + 1, sizeof *indptr, e);
+        if (!indptr)
+            return -1;
+        none.n_users = s->n_users;
+        none.n_items = s->n_items;
+        none.indptr = indptr;
+        none.items = zero;
+        exclude = &none;
+    }
+    c.train = exclude;
+    c.rc = til_calloc((size_t)parts, sizeof *c.rc, e);
+    c.err = til_calloc((size_t)parts, sizeof *c.err, e);
+    if (!c.rc || !c.err)
+        goto out;
+#ifdef TIL_HAVE_BLAS
+    int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+#endif
+    til_par_for(parts, (n + c.B - 1) / c.B, run_part, &c);
+#ifdef TIL_HAVE_BLAS
+    openblas_set_num_threads(blas_threads);
+#endif
+    rc = 0;
+    for (int p = 0; p < parts; p++)
+        if (c.rc[p]) {
+            memcpy(e, &c.err[p], sizeof *e);
+            rc = -1;
+            break;
+        }
+out:
+    free(indptr);
+    free(c.rc);
+    free(c.err);
+    return rc;
 }
 
 void til_eval_per_user_free(til_eval_per_user *p)

@@ -70,6 +70,13 @@ int til_eval_run(const til_scorer *s, const til_inter *train, const til_inter *e
                  const til_eval_opts *o, til_eval_result *res, til_eval_per_user *per_user, til_err *e);
 void til_eval_per_user_free(til_eval_per_user *p);
 
+/* Top-k recommendation: for users[0..n) (any ids, any order), the k best items
+ * not in exclude (may be NULL), best first, ties to the lower id, into
+ * items/scores (n x k, row x for users[x]) and counts[x] (< k when the user
+ * has fewer candidates). Same blocking and threading as til_eval_run. */
+int til_recommend(const til_scorer *s, const til_inter *exclude, const uint32_t *users, uint64_t n, int k,
+                  int threads, uint32_t *items, float *scores, int *counts, til_err *e);
+
 /* A scorer for a model file's contents (docs/FORMATS.md): checks kind=model,
  * meta n_users/n_items/dim against tensors "user" and "item" (f32). Meta
  * "scorer" absent or "dot" gives the dot-product scorer (pointing into m, which
