@@ -91,6 +91,9 @@ static void print_summary(const til_prep_stats *st, const char *input)
     for (int k = 0; k < st->n_step; k++)
         fprintf(f, "%-20s %10" PRIu64 " %10" PRIu64 " %14" PRIu64 "\n", st->step[k].what, st->step[k].users,
                 st->step[k].items, st->step[k].nnz);
+    char buf[32];
+    fprintf(f, "%s: dedupe, k-core and re-indexing took %.3f s; peak memory %s\n", prog, st->t_total,
+            til_fmt_bytes(til_peak_rss(), buf, sizeof buf));
 }
 
 static int parse_col(const char *s, int *out)
