@@ -23,6 +23,13 @@ void til_idmap_free(til_idmap **m);
 /* Returns the id of key s[0..len) (len >= 1), inserting it if new; -1 on
  * allocation failure or when the map already holds UINT32_MAX keys. */
 int64_t til_idmap_intern(til_idmap *m, const char *s, size_t len, til_err *e);
+/* The same with the key's hash (til_idmap_hash) computed by the caller. */
+int64_t til_idmap_intern_h(til_idmap *m, const char *s, size_t len, uint64_t h, til_err *e);
+uint64_t til_idmap_hash(const char *s, size_t len);
+/* Prefetch hints for a batch of lookups (they change nothing): first the
+ * key's home slot, later (once that slot is cached) the key it points to. */
+void til_idmap_prefetch(const til_idmap *m, uint64_t h);
+void til_idmap_prefetch_key(const til_idmap *m, uint64_t h);
 /* Returns the id of the key, or -1 if absent. */
 int64_t til_idmap_find(const til_idmap *m, const char *s, size_t len);
 uint32_t til_idmap_size(const til_idmap *m);

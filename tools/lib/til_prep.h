@@ -121,7 +121,8 @@ typedef struct til_prep_stats {
     char bad[TIL_PREP_NBAD][256];    /* first malformed lines: "file:line: why" */
     int n_step, cap_step;
     til_prep_step *step;
-    double t_parse, t_total;         /* seconds */
+    double t_parse, t_total;         /* seconds (wall clock): parsing, steps 3-6 */
+    double cpu_parse;                /* CPU seconds of this process while parsing */
 } til_prep_stats;
 
 /* K-core filter of deduplicated records (sorted or not): see step 4 above.

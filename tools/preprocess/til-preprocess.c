@@ -76,8 +76,9 @@ static void print_summary(const til_prep_stats *st, const char *input)
     FILE *f = stderr;
     const char *prog = til_prog();
     double mb = (double)st->bytes / 1e6;
-    fprintf(f, "%s: read %s: %" PRIu64 " lines, %" PRIu64 " bytes in %.3f s (%.1f MB/s)\n", prog, input, st->lines,
-            st->bytes, st->t_parse, st->t_parse > 0 ? mb / st->t_parse : 0.0);
+    fprintf(f, "%s: read %s: %" PRIu64 " lines, %" PRIu64 " bytes in %.3f s (%.1f MB/s; %.3f s CPU, %.1f MB/s)\n", prog,
+            input, st->lines, st->bytes, st->t_parse, st->t_parse > 0 ? mb / st->t_parse : 0.0, st->cpu_parse,
+            st->cpu_parse > 0 ? mb / st->cpu_parse : 0.0);
     fprintf(f, "%s: %" PRIu64 " records; skipped %" PRIu64 " malformed, %" PRIu64 " blank, %" PRIu64 " header, %" PRIu64
                " without item id; %" PRIu64 " below the rating threshold\n",
             prog, st->records, st->malformed, st->blank, st->header, st->no_item, st->below);
