@@ -88,4 +88,5 @@ clean:
 
 -include $(wildcard build/obj/*.d build/obj/tools/*.d build/asan/obj/*.d)
 
+include pipelines/data.mk
 include pipelines/til.mk

@@ -84,7 +84,7 @@ $(OUT)/demo/raw.tsv: bin/til-synth
 $(OUT)/%/all.til: $$(call raw_of,$$*) bin/til-preprocess
 	@mkdir -p $(@D)
 	bin/til-preprocess $(PREP_$*) --user-map $(@D)/users.map --item-map $(@D)/items.map \
-	    --low-ratings $(@D)/low.til -o $@ $< 2> $(@D)/preprocess.log || { cat $(@D)/preprocess.log >&2; exit 1; }
+	    $(if $(findstring --min-rating,$(PREP_$*)),--low-ratings $(@D)/low.til) -o $@ $< 2> $(@D)/preprocess.log || { cat $(@D)/preprocess.log >&2; exit 1; }
 	@tail -n 3 $(@D)/preprocess.log >&2
 
 $(OUT)/%/split/train.til $(OUT)/%/split/valid.til $(OUT)/%/split/test.til: $(OUT)/%/all.til bin/til-split
