@@ -27,7 +27,8 @@ static void usage(FILE *f)
             "  --valid FILE          validation interactions (.til), same users/items\n"
             "  --test FILE           also report test metrics of the best model (train+valid masked)\n"
             "  -o, --out FILE        model file to write (kind=model; tensors user, item)\n"
-            "  --backbone NAME       mf (default mf)\n"
+            "  --backbone NAME       mf, lightgcn (default mf)\n"
+            "  --layers N            lightgcn: propagation layers (1)\n"
             "  --method NAME         bpr (default bpr)\n"
             "  --optim NAME          adam: PyTorch Adam with dense gradients, exact lazy update (default)\n"
             "                        lazy-adam: only the batch's rows move (torch SparseAdam)\n"
@@ -62,7 +63,8 @@ static void on_stop(int sig)
 }
 
 enum { O_TRAIN = 256, O_VALID, O_TEST, O_BACKBONE, O_METHOD, O_OPTIM, O_DIM, O_BATCH, O_LR, O_REG, O_EPOCHS,
-       O_EVAL_EVERY, O_PATIENCE, O_TOPK, O_SEED, O_THREADS, O_LOG, O_CKPT, O_CKPT_EVERY, O_RESUME };
+       O_EVAL_EVERY, O_PATIENCE, O_TOPK, O_SEED, O_THREADS, O_LOG, O_CKPT, O_CKPT_EVERY, O_RESUME,
+       O_LAYERS };
 
 int main(int argc, char **argv)
 {
@@ -79,6 +81,7 @@ int main(int argc, char **argv)
         {"threads", required_argument, 0, O_THREADS},   {"log", required_argument, 0, O_LOG},
         {"checkpoint", required_argument, 0, O_CKPT},   {"checkpoint-every", required_argument, 0, O_CKPT_EVERY},
         {"resume", required_argument, 0, O_RESUME},     {"quiet", no_argument, 0, 'q'},
+        {"layers", required_argument, 0, O_LAYERS},
         {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0}};
     til_train_cfg c;
     til_train_defaults(&c);
@@ -120,6 +123,7 @@ int main(int argc, char **argv)
         case O_SEED: NUM(0, INT64_MAX, c.seed, "--seed"); break;
         case O_THREADS: NUM(1, 256, c.threads, "--threads"); break;
         case O_CKPT_EVERY: NUM(0, 1000000, c.checkpoint_every, "--checkpoint-every"); break;
+        case O_LAYERS: NUM(1, 16, c.layers, "--layers"); break;
         case O_LR:
         case O_REG: {
             double x;
