@@ -13,6 +13,7 @@
 
 #include "til_eval.h"
 #include "til_lightgcn.h"
+#include "til_neumf.h"
 #include "til_par.h"
 #include "til_rng.h"
 
@@ -210,7 +211,9 @@ int til_backbone_create_opts(til_backbone *bb, const char *name, uint32_t n_user
         return til_lightgcn_init(bb, o->train, dim, o->layers > 0 ? o->layers : 1, o->threads > 0 ? o->threads : 1,
                                  e);
     }
-    return til_seterr(e, "unknown backbone '%s' (known: mf, lightgcn)", name);
+    if (!strcmp(name, "neumf"))
+        return til_neumf_init(bb, n_users, n_items, dim, batch_cap, e);
+    return til_seterr(e, "unknown backbone '%s' (known: mf, lightgcn, neumf)", name);
 }
 
 int til_backbone_scorer(til_backbone *bb, til_scorer *s, til_err *e)

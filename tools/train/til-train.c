@@ -15,6 +15,7 @@
 #include "til_inter.h"
 #include "til_io.h"
 #include "til_model.h"
+#include "til_scorers.h"
 #include "til_train.h"
 #include "til_util.h"
 
@@ -27,7 +28,7 @@ static void usage(FILE *f)
             "  --valid FILE          validation interactions (.til), same users/items\n"
             "  --test FILE           also report test metrics of the best model (train+valid masked)\n"
             "  -o, --out FILE        model file to write (kind=model; tensors user, item)\n"
-            "  --backbone NAME       mf, lightgcn (default mf)\n"
+            "  --backbone NAME       mf, lightgcn, neumf (default mf)\n"
             "  --layers N            lightgcn: propagation layers (1)\n"
             "  --method NAME         bpr (default bpr)\n"
             "  --optim NAME          adam: PyTorch Adam with dense gradients, exact lazy update (default)\n"
@@ -197,14 +198,15 @@ int main(int argc, char **argv)
                 r.best_recall, c.topk, r.best_ndcg, til_now() - t0, r.train_s, r.sample_s, r.eval_s, r.median_epoch_s,
                 til_fmt_bytes(til_peak_rss(), rss, sizeof rss));
     if (test_p) {
-        const til_tensor *U = til_model_find(&m, "user"), *V = til_model_find(&m, "item");
-        til_scorer s = til_scorer_dot(U->data, V->data, tr.n_users, tr.n_items, c.dim);
+        til_scorer s;
         til_eval_opts eo = {.ks = {c.topk}, .n_k = 1, .threads = c.threads, .block = 0};
         til_eval_result er;
-        if (til_eval_run(&s, &tr, &va, &te, &eo, &er, NULL, &e)) {
+        if (til_scorer_from_model(&m, &s, &e) || til_eval_run(&s, &tr, &va, &te, &eo, &er, NULL, &e)) {
+            til_scorer_release(&s);
             til_report(&e);
             goto out;
         }
+        til_scorer_release(&s);
         printf("test\tepoch\t%d\trecall@%d\t%.6f\tndcg@%d\t%.6f\tusers\t%" PRIu64 "\n", r.best_epoch, c.topk,
                er.recall[0], c.topk, er.ndcg[0], er.n_users);
     }
