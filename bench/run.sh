@@ -1,12 +1,9 @@
 #!/usr/bin/env bash
-# make bench: runs every bench/*_bench.sh in turn. Each prints its own measured
-# figures and ratios; ones that need ../shared skip with a message.
-set -u
-cd "$(dirname "$0")/.."
-rc=0
-for b in bench/*_bench.sh; do
-    [ -e "$b" ] || continue
-    echo "== $b"
-    bash "$b" || { echo "bench: $b failed (status $?)"; rc=1; }
+# Runs every bench/*_bench.sh in turn (each is standalone and prints its own figures).
+cd "$(dirname "$0")"
+st=0
+for b in ./*_bench.sh; do
+    [ -x "$b" ] || continue
+    "$b" || st=1
 done
-exit $rc
+exit $st
