@@ -4,7 +4,8 @@
  * float32, row-major; the optimizer moves them) and computes from it the
  * representations that scores use: U (n_users x dim) and V (n_items x dim),
  * score(u, i) = U[u] . V[i] for dot-product backbones (MF, LightGCN, MGCCF;
- * NeuMF will add its own score head). One training step, driven by til_train:
+ * NeuMF has its own head through the optional score/score_backward ops). One
+ * training step, driven by til_train:
  *
  *   prepare(batch)    the unique parameter rows the batch reads and writes
  *                     (bb->rows, bb->n_rows; graph backbones return every

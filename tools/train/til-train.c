@@ -1,7 +1,7 @@
 /* til-train: trains a recommender on an interaction file and writes the best
  * model (by validation Recall@K) as a model file (docs/FORMATS.md).
  *
- * Now: backbone mf, method bpr, optimizers adam (PyTorch dense semantics,
+ * Now: backbones mf, lightgcn (--layers), neumf; method bpr; optimizers adam (PyTorch dense semantics,
  * exact lazy), lazy-adam (SparseAdam) and adam-eager (the dense reference).
  * All the work is in tools/lib/til_train.c; this main parses, loads, reports. */
 #include <getopt.h>
