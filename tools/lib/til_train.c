@@ -34,6 +34,7 @@ void til_train_defaults(til_train_cfg *c)
     c->topk = 20;
     c->seed = 2020;
     c->threads = 1;
+    c->layers = 1;
 }
 
 float til_dot(const float *restrict a, const float *restrict b, int d)
@@ -93,7 +94,8 @@ static int trainer_init(trainer *t, const til_train_cfg *c, const til_inter *tra
     uint64_t B = c->batch, d = (uint64_t)c->dim;
     if (strcmp(c->method, "bpr"))
         return til_seterr(e, "unknown method '%s' (known: bpr)", c->method);
-    if (til_backbone_create(&t->bb, c->backbone, train->n_users, train->n_items, c->dim, B, e))
+    til_backbone_opts bo = {.train = train, .layers = c->layers, .threads = c->threads};
+    if (til_backbone_create_opts(&t->bb, c->backbone, train->n_users, train->n_items, c->dim, B, &bo, e))
         return -1;
     if (til_adam_init(&t->adam, c->optim, t->bb.param, t->bb.n_param, c->dim, c->lr, c->b1, c->b2, c->eps, e))
         return -1;
@@ -103,12 +105,19 @@ static int trainer_init(trainer *t, const til_train_cfg *c, const til_inter *tra
         return -1;
     if (til_step_buf_alloc(&t->sb, B, c->dim, e))
         return -1;
+    if (t->bb.rows_cap > 3 * B) { /* graph backbones: G covers every row */
+        free(t->sb.G);
+        if (!(t->sb.G = til_aligned_calloc(t->bb.rows_cap * d, sizeof(float), e)))
+            return -1;
+    }
     if (!(t->best = til_aligned_calloc(t->bb.n_param * d, sizeof(float), e)))
         return -1;
     /* Xavier-uniform per table, as nn.init.xavier_uniform_ on each nn.Embedding */
     til_init_xavier(t->bb.param, train->n_users, c->dim, c->seed, til_stream(TIL_STREAM_INIT, 0, 0));
     til_init_xavier(t->bb.param + (uint64_t)train->n_users * d, train->n_items, c->dim, c->seed,
                     til_stream(TIL_STREAM_INIT, 0, 1));
+    if (t->bb.ops->init)
+        t->bb.ops->init(&t->bb, c->seed);
     t->epoch = 1;
     return 0;
 }
@@ -189,8 +198,16 @@ int til_batch_grad(til_backbone *bb, const til_batch *b, double reg, int threads
         return til_seterr(e, "batch of %llu > buffer capacity", (unsigned long long)b->n);
     if (bb->ops->forward(bb, b, threads, e))
         return -1;
-    head_job hj = {bb, b, s, 1.0f / (float)b->n};
-    til_par_for(b->n < 512 ? 1 : threads, b->n, head_part, &hj);
+    if (bb->ops->score) { /* the backbone's own head (NeuMF) */
+        if (bb->ops->score(bb, b, s->s_pos, s->s_neg, threads, e))
+            return -1;
+        til_loss_bpr(s->s_pos, s->s_neg, NULL, 1.0f / (float)b->n, 0, b->n, s->loss, s->g_pos, s->g_neg);
+        if (bb->ops->score_backward(bb, b, s->g_pos, s->g_neg, s->dU, s->dQi, s->dQj, threads, e))
+            return -1;
+    } else {
+        head_job hj = {bb, b, s, 1.0f / (float)b->n};
+        til_par_for(b->n < 512 ? 1 : threads, b->n, head_part, &hj);
+    }
     double l2 = 0;
     if (bb->ops->backward(bb, b, s->dU, s->dQi, s->dQj, (float)(reg / (double)b->n), s->G, &l2, threads, e))
         return -1;
@@ -235,7 +252,8 @@ static int put_meta_common(til_model *m, const trainer *t, til_err *e)
            til_model_set(m, "l2", "reg*0.5*(|p_u|^2+|q_i|^2+|q_j|^2)/batch on the batch's layer-0 rows", e) ||
            til_model_setf(m, e, "epochs_max", "%d", c->epochs) ||
            til_model_setf(m, e, "eval_every", "%d", c->eval_every) ||
-           til_model_setf(m, e, "patience", "%d", c->patience) || til_model_setf(m, e, "topk", "%d", c->topk)
+           til_model_setf(m, e, "patience", "%d", c->patience) || til_model_setf(m, e, "topk", "%d", c->topk) ||
+           (t->bb.ops->meta && t->bb.ops->meta(&t->bb, m, e))
                ? -1
                : 0;
 }
@@ -298,6 +316,15 @@ static int ckpt_read(trainer *t, const char *path, til_err *e)
             goto out;
         }
     }
+    static const char *bb_must[] = {"layers", "tower"}; /* the backbone's, when it has them */
+    for (size_t k = 0; k < sizeof bb_must / sizeof *bb_must; k++) {
+        const char *a = til_model_get(&m, bb_must[k]), *b = til_model_get(&cur, bb_must[k]);
+        if (b && (!a || strcmp(a, b))) {
+            til_seterr(e, "%s: checkpoint has %s = %s, this run has %s", path, bb_must[k], a ? a : "(missing)", b);
+            til_model_free(&cur);
+            goto out;
+        }
+    }
     til_model_free(&cur);
     if (til_model_get_u64(&m, "epoch", &u, e))
         goto out;
@@ -352,6 +379,10 @@ static int make_model(trainer *t, til_model *out, int epochs_run, int stopped_ea
     const til_train_cfg *c = t->c;
     uint64_t d = (uint64_t)c->dim, nu = t->train->n_users, ni = t->train->n_items;
     char kr[32], kn[32];
+    /* the representations of the best parameters (training is over: param is free) */
+    memcpy(t->bb.param, t->best, t->bb.n_param * d * sizeof(float));
+    if (t->bb.ops->forward(&t->bb, NULL, c->threads, e))
+        return -1;
     snprintf(kr, sizeof kr, "valid_recall_%d", c->topk);
     snprintf(kn, sizeof kn, "valid_ndcg_%d", c->topk);
     til_model_init(out);
@@ -360,8 +391,9 @@ static int make_model(trainer *t, til_model *out, int epochs_run, int stopped_ea
         til_model_setf(out, e, "epochs_run", "%d", epochs_run) ||
         til_model_set(out, "stopped", stopped_early ? "early" : "max_epochs", e) ||
         til_model_setf(out, e, kr, "%.9g", t->best_recall) || til_model_setf(out, e, kn, "%.9g", t->best_ndcg) ||
-        !til_model_add(out, "user", TIL_F32, nu, d, t->best, e) ||
-        !til_model_add(out, "item", TIL_F32, ni, d, t->best + nu * d, e)) {
+        !til_model_add(out, "user", TIL_F32, nu, d, t->bb.U, e) ||
+        !til_model_add(out, "item", TIL_F32, ni, d, t->bb.V, e) ||
+        (t->bb.ops->export_model && t->bb.ops->export_model(&t->bb, out, e))) {
         til_model_free(out);
         return -1;
     }
@@ -434,8 +466,7 @@ int til_train_run(const til_train_cfg *c, const til_inter *train, const til_inte
     }
     if (!(ep_s = til_malloc((size_t)c->epochs + 1, sizeof *ep_s, e)))
         goto out;
-    til_scorer sc = til_scorer_dot(t.bb.param, t.bb.param + (uint64_t)train->n_users * c->dim, train->n_users,
-                                   train->n_items, c->dim);
+    til_scorer sc;
     til_eval_opts eo = {.ks = {c->topk}, .n_k = 1, .threads = c->threads, .block = 0};
     for (; t.epoch <= c->epochs && !done; t.epoch++) {
         double t0 = til_now();
@@ -479,7 +510,8 @@ int til_train_run(const til_train_cfg *c, const til_inter *train, const til_inte
         til_eval_result er = {0};
         if (t.epoch % c->eval_every == 0 || t.epoch == c->epochs) {
             til_adam_sync(&t.adam, c->threads);
-            if (til_eval_run(&sc, train, NULL, valid, &eo, &er, NULL, e)) {
+            if (t.bb.ops->forward(&t.bb, NULL, c->threads, e) || til_backbone_scorer(&t.bb, &sc, e) ||
+                til_eval_run(&sc, train, NULL, valid, &eo, &er, NULL, e)) {
                 til_errctx(e, "validation at epoch %d", t.epoch);
                 goto out;
             }

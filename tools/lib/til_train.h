@@ -36,7 +36,7 @@
 #include "til_util.h"
 
 typedef struct til_train_cfg {
-    const char *backbone; /* "mf" */
+    const char *backbone; /* "mf", "lightgcn", "neumf" */
     const char *method;   /* "bpr" */
     int optim;            /* TIL_ADAM_* */
     int dim;
@@ -52,6 +52,7 @@ typedef struct til_train_cfg {
     int progress;                /* progress line on stderr */
     FILE *info;                  /* memory and summary lines, or NULL */
     volatile sig_atomic_t *stop; /* set from a signal handler: checkpoint and return 1 */
+    int layers;                  /* graph backbones: propagation layers (1) */
 } til_train_cfg;
 
 typedef struct til_train_result {

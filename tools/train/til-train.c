@@ -1,7 +1,7 @@
 /* til-train: trains a recommender on an interaction file and writes the best
  * model (by validation Recall@K) as a model file (docs/FORMATS.md).
  *
- * Now: backbone mf, method bpr, optimizers adam (PyTorch dense semantics,
+ * Now: backbones mf, lightgcn (--layers), neumf; method bpr; optimizers adam (PyTorch dense semantics,
  * exact lazy), lazy-adam (SparseAdam) and adam-eager (the dense reference).
  * All the work is in tools/lib/til_train.c; this main parses, loads, reports. */
 #include <getopt.h>
@@ -15,6 +15,7 @@
 #include "til_inter.h"
 #include "til_io.h"
 #include "til_model.h"
+#include "til_scorers.h"
 #include "til_train.h"
 #include "til_util.h"
 
@@ -27,7 +28,8 @@ static void usage(FILE *f)
             "  --valid FILE          validation interactions (.til), same users/items\n"
             "  --test FILE           also report test metrics of the best model (train+valid masked)\n"
             "  -o, --out FILE        model file to write (kind=model; tensors user, item)\n"
-            "  --backbone NAME       mf (default mf)\n"
+            "  --backbone NAME       mf, lightgcn, neumf (default mf)\n"
+            "  --layers N            lightgcn: propagation layers (1)\n"
             "  --method NAME         bpr (default bpr)\n"
             "  --optim NAME          adam: PyTorch Adam with dense gradients, exact lazy update (default)\n"
             "                        lazy-adam: only the batch's rows move (torch SparseAdam)\n"
@@ -62,7 +64,8 @@ static void on_stop(int sig)
 }
 
 enum { O_TRAIN = 256, O_VALID, O_TEST, O_BACKBONE, O_METHOD, O_OPTIM, O_DIM, O_BATCH, O_LR, O_REG, O_EPOCHS,
-       O_EVAL_EVERY, O_PATIENCE, O_TOPK, O_SEED, O_THREADS, O_LOG, O_CKPT, O_CKPT_EVERY, O_RESUME };
+       O_EVAL_EVERY, O_PATIENCE, O_TOPK, O_SEED, O_THREADS, O_LOG, O_CKPT, O_CKPT_EVERY, O_RESUME,
+       O_LAYERS };
 
 int main(int argc, char **argv)
 {
@@ -79,6 +82,7 @@ int main(int argc, char **argv)
         {"threads", required_argument, 0, O_THREADS},   {"log", required_argument, 0, O_LOG},
         {"checkpoint", required_argument, 0, O_CKPT},   {"checkpoint-every", required_argument, 0, O_CKPT_EVERY},
         {"resume", required_argument, 0, O_RESUME},     {"quiet", no_argument, 0, 'q'},
+        {"layers", required_argument, 0, O_LAYERS},
         {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0}};
     til_train_cfg c;
     til_train_defaults(&c);
@@ -120,6 +124,7 @@ int main(int argc, char **argv)
         case O_SEED: NUM(0, INT64_MAX, c.seed, "--seed"); break;
         case O_THREADS: NUM(1, 256, c.threads, "--threads"); break;
         case O_CKPT_EVERY: NUM(0, 1000000, c.checkpoint_every, "--checkpoint-every"); break;
+        case O_LAYERS: NUM(1, 16, c.layers, "--layers"); break;
         case O_LR:
         case O_REG: {
             double x;
@@ -193,14 +198,15 @@ int main(int argc, char **argv)
                 r.best_recall, c.topk, r.best_ndcg, til_now() - t0, r.train_s, r.sample_s, r.eval_s, r.median_epoch_s,
                 til_fmt_bytes(til_peak_rss(), rss, sizeof rss));
     if (test_p) {
-        const til_tensor *U = til_model_find(&m, "user"), *V = til_model_find(&m, "item");
-        til_scorer s = til_scorer_dot(U->data, V->data, tr.n_users, tr.n_items, c.dim);
+        til_scorer s;
         til_eval_opts eo = {.ks = {c.topk}, .n_k = 1, .threads = c.threads, .block = 0};
         til_eval_result er;
-        if (til_eval_run(&s, &tr, &va, &te, &eo, &er, NULL, &e)) {
+        if (til_scorer_from_model(&m, &s, &e) || til_eval_run(&s, &tr, &va, &te, &eo, &er, NULL, &e)) {
+            til_scorer_release(&s);
             til_report(&e);
             goto out;
         }
+        til_scorer_release(&s);
         printf("test\tepoch\t%d\trecall@%d\t%.6f\tndcg@%d\t%.6f\tusers\t%" PRIu64 "\n", r.best_epoch, c.topk,
                er.recall[0], c.topk, er.ndcg[0], er.n_users);
     }
