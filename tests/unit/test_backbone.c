@@ -328,7 +328,7 @@ TEST(neumf_scorer_matches_pair_reference_and_model_file)
           "model: %s", e.msg);
     til_backbone_free(&bb);
     til_scorer s2;
-    CHECK(til_scorer_from_model(&m, &s2, &e) == 0 && s2.score && s2.score(s2.ctx, users, NU, out, &e) == 0, "%s",
+    CHECK(til_scorer_from_model(&m, "m.model", &s2, &e) == 0 && s2.score && s2.score(s2.ctx, users, NU, out, &e) == 0, "%s",
           e.msg);
     for (int q = 0; q < NU * NI; q++)
         fm[q] = out[q];
@@ -336,9 +336,9 @@ TEST(neumf_scorer_matches_pair_reference_and_model_file)
     til_scorer_release(&s2);
     /* a dot model: no score function */
     til_model_set(&m, "scorer", "dot", &e);
-    CHECK(til_scorer_from_model(&m, &s2, &e) == 0 && !s2.score && s2.U && s2.dim == ND, "dot scorer");
+    CHECK(til_scorer_from_model(&m, "m.model", &s2, &e) == 0 && !s2.score && s2.U && s2.dim == ND, "dot scorer");
     til_model_set(&m, "scorer", "bogus", &e);
-    CHECK(til_scorer_from_model(&m, &s2, &e) == -1 && strstr(e.msg, "bogus"), "unknown scorer rejected");
+    CHECK(til_scorer_from_model(&m, "m.model", &s2, &e) == -1 && strstr(e.msg, "bogus"), "unknown scorer rejected");
     til_model_free(&m);
 }
 

@@ -12,7 +12,9 @@
 #include "til_model.h"
 #include "til_util.h"
 
-int til_scorer_from_model(const til_model *m, til_scorer *s, til_err *e);
+/* Builds the scorer of model m (read from `file`, named in messages): checks
+ * kind = model, sizes and the scorer's tensors. */
+int til_scorer_from_model(const til_model *m, const char *file, til_scorer *s, til_err *e);
 void til_scorer_release(til_scorer *s);
 
 #endif

@@ -201,7 +201,8 @@ int main(int argc, char **argv)
         til_scorer s;
         til_eval_opts eo = {.ks = {c.topk}, .n_k = 1, .threads = c.threads, .block = 0};
         til_eval_result er;
-        if (til_scorer_from_model(&m, &s, &e) || til_eval_run(&s, &tr, &va, &te, &eo, &er, NULL, &e)) {
+        if (til_scorer_from_model(&m, out_p, &s, &e) ||
+            til_eval_run(&s, &tr, &va, &te, &eo, &er, NULL, &e)) {
             til_scorer_release(&s);
             til_report(&e);
             goto out;
