@@ -13,6 +13,7 @@
 
 #include "til_eval.h"
 #include "til_lightgcn.h"
+#include "til_mgccf.h"
 #include "til_neumf.h"
 #include "til_par.h"
 #include "til_rng.h"
@@ -213,7 +214,15 @@ int til_backbone_create_opts(til_backbone *bb, const char *name, uint32_t n_user
     }
     if (!strcmp(name, "neumf"))
         return til_neumf_init(bb, n_users, n_items, dim, batch_cap, e);
-    return til_seterr(e, "unknown backbone '%s' (known: mf, lightgcn, neumf)", name);
+    if (!strcmp(name, "mgccf")) {
+        if (!o->train || o->train->n_users != n_users || o->train->n_items != n_items)
+            return til_seterr(e, "mgccf: needs the training interactions");
+        if (o->layers > 1)
+            return til_seterr(e, "mgccf: one Bipar-GCN layer (as in the TIL paper); --layers %d not supported",
+                              o->layers);
+        return til_mgccf_init(bb, o->train, dim, TIL_MGCCF_K, batch_cap, o->threads > 0 ? o->threads : 1, e);
+    }
+    return til_seterr(e, "unknown backbone '%s' (known: mf, lightgcn, neumf, mgccf)", name);
 }
 
 int til_backbone_scorer(til_backbone *bb, til_scorer *s, til_err *e)

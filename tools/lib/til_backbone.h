@@ -104,7 +104,7 @@ void til_init_xavier(float *rows, uint64_t n, int dim, uint64_t seed, uint64_t s
 /* By name ("mf"); NULL if unknown. */
 int til_backbone_create(til_backbone *bb, const char *name, uint32_t n_users, uint32_t n_items, int dim,
                         uint64_t batch_cap, til_err *e);
-/* By name: "mf", "lightgcn", "neumf" (o may be NULL for mf and neumf). */
+/* By name: "mf", "lightgcn", "neumf", "mgccf" (o may be NULL for mf and neumf). */
 int til_backbone_create_opts(til_backbone *bb, const char *name, uint32_t n_users, uint32_t n_items, int dim,
                              uint64_t batch_cap, const til_backbone_opts *o, til_err *e);
 /* The evaluation scorer of bb after forward(NULL): ops->scorer or dot(U, V). */

@@ -1,7 +1,7 @@
 /* til-train: trains a recommender on an interaction file and writes the best
  * model (by validation Recall@K) as a model file (docs/FORMATS.md).
  *
- * Now: backbones mf, lightgcn (--layers), neumf; method bpr; optimizers adam (PyTorch dense semantics,
+ * Now: backbones mf, lightgcn (--layers), neumf, mgccf; method bpr; optimizers adam (PyTorch dense semantics,
  * exact lazy), lazy-adam (SparseAdam) and adam-eager (the dense reference).
  * All the work is in tools/lib/til_train.c; this main parses, loads, reports. */
 #include <getopt.h>
@@ -28,7 +28,7 @@ static void usage(FILE *f)
             "  --valid FILE          validation interactions (.til), same users/items\n"
             "  --test FILE           also report test metrics of the best model (train+valid masked)\n"
             "  -o, --out FILE        model file to write (kind=model; tensors user, item)\n"
-            "  --backbone NAME       mf, lightgcn, neumf (default mf)\n"
+            "  --backbone NAME       mf, lightgcn, neumf, mgccf (default mf)\n"
             "  --layers N            lightgcn: propagation layers (1)\n"
             "  --method NAME         bpr (default bpr)\n"
             "  --optim NAME          adam: PyTorch Adam with dense gradients, exact lazy update (default)\n"

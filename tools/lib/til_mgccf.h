@@ -1,0 +1,96 @@
+/* til_mgccf: the Multi-GCCF backbone (Sun, Zhang, Ma, Coates, Guo, Tang, He:
+ * "Multi-Graph Convolution Collaborative Filtering", ICDM 2019,
+ * arXiv 2001.00267), one layer as in the TIL paper, scored by dot product.
+ *
+ * Notation: row vectors, x W; D = --dim; e_r the layer-0 embedding (parameter
+ * row) of node r; users are nodes 0..n_users), items n_users..N. For a user u
+ * (an item is the same with the item weights Q_V, W_V, M_V, S_V):
+ *   a_u = (1/|N(u)|) sum_{i in N(u)} e_i      N(u): u's training items   [D]
+ *   n_u = tanh(a_u Q_U)                       Bipar-GCN aggregation   Q_U: D x D
+ *   h_u = tanh([e_u ; n_u] W_U)               Bipar-GCN update        W_U: 2D x D
+ *   b_u = sum_{u' in S(u)} e_u'               S(u): u's user-user neighbours
+ *   z_u = tanh(b_u M_U)                       multi-graph encoding    M_U: D x D
+ *   s_u = tanh(e_u S_U)                       skip connection         S_U: D x D
+ *   f_u = h_u + z_u + s_u                     information fusion: element-wise sum
+ *   score(u, i) = f_u . f_i
+ * U, V (and a model file's user/item tensors) are f: n x D, so meta dim = D
+ * and til-eval scores them by dot (meta scorer = dot).
+ *
+ * Choices the paper leaves open or that we fix (documented in docs/MGCCF.md):
+ *  - Neighbourhoods: full, mean-aggregated (the paper samples neighbours);
+ *    deterministic. A node without training interactions has a = 0, n = 0.
+ *  - Mean before the transform: mean(e_i Q) = mean(e_i) Q (linear), computed
+ *    as (sum e_i) * (1/|N(u)|), the reciprocal rounded once to float.
+ *  - User-user and item-item graphs (the paper thresholds cosine similarity
+ *    of interaction vectors): built once from the training interactions; S(r)
+ *    = the k (TIL_MGCCF_K = 10) nodes r' != r of the same kind with the
+ *    largest cosine |X_r & X_r'| / sqrt(|X_r| |X_r'|) among those sharing at
+ *    least one interaction, ties to the smaller id (compared exactly in
+ *    integers: c_a^2 d_b vs c_b^2 d_a); directed (r' in S(r) does not imply
+ *    r in S(r')); unweighted sum as in the paper.
+ *  - Activation tanh everywhere (the paper's sigma); no biases; fusion by
+ *    element-wise sum (the paper's default; concatenation and attention are
+ *    its alternatives); all hidden and output sizes D.
+ *  - Parameters: param = [user rows; item rows; weight rows], the weights
+ *    packed after the N embedding rows as Q_U, W_U, M_U, S_U, Q_V, W_V, M_V,
+ *    S_V (each row-major, input-major: W[k][j] multiplies x_k into y_j),
+ *    10 D rows of D floats, so dense Adam moves them as rows. Init: the
+ *    trainer's Xavier embeddings; each weight Xavier-uniform (fan_in x
+ *    fan_out) from stream (seed, INIT, 0, 2 + index). L2 (reg) on the batch's
+ *    layer-0 embedding rows only (the trainer's convention); weights are not
+ *    regularized.
+ *
+ * One training step: forward(batch) computes f only for the batch's distinct
+ * users and items (the "touched" rows; every row's f depends on the whole
+ * graph's embeddings, but not on other rows' f, so this is exactly the full
+ * propagation restricted to the rows the loss reads) and keeps their
+ * intermediates; backward(batch) (after forward of the same batch) goes back
+ * through the tanh's, the linear layers, the mean and sum aggregations
+ * (their transposes: a gather over every node's bipartite and reverse
+ * similarity neighbours) and adds the L2 term. forward(NULL) computes f for
+ * every node (evaluation, export). prepare returns every row (rows[k] = k).
+ *
+ * Determinism: rows are independent and computed in parallel; each output
+ * (a row of f, of the embedding gradient, of a weight gradient) sums its
+ * terms in one fixed order (neighbours in CSR order; weight gradients over
+ * the touched rows in increasing node id), so the bits do not depend on the
+ * thread count. */
+#ifndef TIL_MGCCF_H
+#define TIL_MGCCF_H
+
+#include <stdint.h>
+
+#include "til_inter.h"
+#include "til_util.h"
+
+struct til_backbone;
+
+enum { TIL_MGCCF_K = 10 /* user-user / item-item neighbours per node */ };
+
+/* A directed neighbour graph, CSR: row r's neighbours col[ptr[r] .. ptr[r+1]),
+ * in increasing id. */
+typedef struct til_knn {
+    uint64_t n;
+    uint64_t *ptr; /* n + 1 */
+    uint32_t *col; /* ptr[n] */
+} til_knn;
+
+/* Top-k cosine neighbours of every row of a binary matrix X (n_rows rows; CSR
+ * xptr, xidx, columns sorted within a row) given its transpose (tptr, tidx:
+ * for each column, the rows that have it, increasing), as described above.
+ * Rows in parallel; the result does not depend on threads. */
+int til_mgccf_knn(til_knn *g, uint64_t n_rows, const uint64_t *xptr, const uint32_t *xidx, const uint64_t *tptr,
+                  const uint32_t *tidx, int k, int threads, til_err *e);
+void til_knn_free(til_knn *g);
+
+/* Multi-GCCF over train; k: similarity neighbours (TIL_MGCCF_K); batch_cap:
+ * the largest batch forward/backward will see. */
+int til_mgccf_init(struct til_backbone *bb, const til_inter *train, int dim, int k, uint64_t batch_cap, int threads,
+                   til_err *e);
+
+/* The two similarity graphs of an MGCCF backbone (users: S over node ids
+ * 0..n_users; items: over item ids 0..n_items), for tests and tools. */
+const til_knn *til_mgccf_user_graph(const struct til_backbone *bb);
+const til_knn *til_mgccf_item_graph(const struct til_backbone *bb);
+
+#endif
