@@ -90,3 +90,4 @@ clean:
 
 include pipelines/data.mk
 include pipelines/til.mk
+include pipelines/figures.mk
