@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "til_adam.h"
+#include "til_device.h"
 #include "til_eval.h"
 #include "til_inter.h"
 #include "til_io.h"
@@ -44,6 +45,7 @@ static void usage(FILE *f)
             "  --topk K              K of Recall/NDCG@K (20)\n"
             "  --seed N              random seed (2020)\n"
             "  --threads N           threads (default: all cores); results do not depend on it\n"
+            "  --device cpu|cuda     where to train (cpu); cuda: mf backbone with bpr only (docs/CUDA.md)\n"
             "  --log FILE            TSV: epoch loss train_s sample_s eval_s valid_recall valid_ndcg best_epoch best_recall\n"
             "  --checkpoint FILE     checkpoint every --checkpoint-every epochs, at the end, and on SIGINT/SIGTERM\n"
             "  --checkpoint-every N  epochs between checkpoints (0: only at the end / on a signal)\n"
@@ -65,7 +67,7 @@ static void on_stop(int sig)
 
 enum { O_TRAIN = 256, O_VALID, O_TEST, O_BACKBONE, O_METHOD, O_OPTIM, O_DIM, O_BATCH, O_LR, O_REG, O_EPOCHS,
        O_EVAL_EVERY, O_PATIENCE, O_TOPK, O_SEED, O_THREADS, O_LOG, O_CKPT, O_CKPT_EVERY, O_RESUME,
-       O_LAYERS };
+       O_LAYERS, O_DEVICE };
 
 int main(int argc, char **argv)
 {
@@ -82,7 +84,7 @@ int main(int argc, char **argv)
         {"threads", required_argument, 0, O_THREADS},   {"log", required_argument, 0, O_LOG},
         {"checkpoint", required_argument, 0, O_CKPT},   {"checkpoint-every", required_argument, 0, O_CKPT_EVERY},
         {"resume", required_argument, 0, O_RESUME},     {"quiet", no_argument, 0, 'q'},
-        {"layers", required_argument, 0, O_LAYERS},
+        {"layers", required_argument, 0, O_LAYERS},     {"device", required_argument, 0, O_DEVICE},
         {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0}};
     til_train_cfg c;
     til_train_defaults(&c);
@@ -141,6 +143,13 @@ int main(int argc, char **argv)
                 c.reg = x;
             break;
         }
+        case O_DEVICE:
+            if ((c.device = til_device_parse(optarg)) < 0) {
+                til_warn("--device: unknown device '%s' (cpu, cuda)", optarg);
+                usage(stderr);
+                return TIL_EXIT_USAGE;
+            }
+            break;
         case O_LOG: c.log_path = optarg; break;
         case O_CKPT: c.checkpoint_path = optarg; break;
         case O_RESUME: c.resume_path = optarg; break;
@@ -154,6 +163,12 @@ int main(int argc, char **argv)
             til_warn("unexpected argument '%s'", argv[optind]);
         else
             til_warn("--train, --valid and --out are required");
+        usage(stderr);
+        return TIL_EXIT_USAGE;
+    }
+    if (c.device == TIL_DEVICE_CUDA && (strcmp(c.backbone, "mf") || strcmp(c.method, "bpr"))) {
+        til_warn("--device cuda: backbone %s with method %s is not yet on cuda (mf with bpr is)", c.backbone,
+                 c.method);
         usage(stderr);
         return TIL_EXIT_USAGE;
     }
@@ -199,7 +214,7 @@ int main(int argc, char **argv)
                 til_fmt_bytes(til_peak_rss(), rss, sizeof rss));
     if (test_p) {
         til_scorer s;
-        til_eval_opts eo = {.ks = {c.topk}, .n_k = 1, .threads = c.threads, .block = 0};
+        til_eval_opts eo = {.ks = {c.topk}, .n_k = 1, .threads = c.threads, .block = 0, .device = c.device};
         til_eval_result er;
         if (til_scorer_from_model(&m, out_p, &s, &e) ||
             til_eval_run(&s, &tr, &va, &te, &eo, &er, NULL, &e)) {
