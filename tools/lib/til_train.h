@@ -31,13 +31,15 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "til_baselines.h"
 #include "til_inter.h"
 #include "til_model.h"
 #include "til_util.h"
 
 typedef struct til_train_cfg {
     const char *backbone; /* "mf" */
-    const char *method;   /* "bpr" */
+    const char *method;   /* "bpr" or a baseline (til_baselines.h) */
+    til_bl_cfg bl;        /* the baselines' hyper-parameters */
     int optim;            /* TIL_ADAM_* */
     int dim;
     uint64_t batch;
@@ -92,5 +94,9 @@ void til_step_buf_free(til_step_buf *s);
  * sum|e0|^2 / B, and *loss = L. Deterministic for any thread count. */
 int til_batch_grad(struct til_backbone *bb, const struct til_batch *b, double reg, int threads, til_step_buf *s,
                    double *loss, til_err *e);
+/* The same with a baseline's loss (til_bl_step_loss over the whole batch
+ * between the scores and the gradients); bl NULL: BPR as til_batch_grad. */
+int til_batch_grad_bl(struct til_backbone *bb, const struct til_batch *b, til_bl *bl, double reg, int threads,
+                      til_step_buf *s, double *loss, til_err *e);
 
 #endif
