@@ -6,7 +6,8 @@
  *   optimizer catch-up(rows)              (dense Adam: replay the zero-gradient steps)
  *   U, V  = backbone.forward(batch)
  *   s_pos = U[u].V[i], s_neg = U[u].V[j]  (dot-product head; per triplet, parallel)
- *   loss, g_pos, g_neg = method(s_pos, s_neg, 1/B)
+ *   loss, g_pos, g_neg = method(s_pos, s_neg, 1/B)   (BPR, or a baseline's loss over
+ *                                      the whole batch: til_baselines.h)
  *   dU = g_pos V[i] + g_neg V[j]; dQi = g_pos U[u]; dQj = g_neg U[u]   (B x dim)
  *   G    = backbone.backward(dU, dQi, dQj, reg/B)  (deterministic row reductions)
  *   optimizer step(rows, G)

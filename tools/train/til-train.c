@@ -1,7 +1,8 @@
 /* til-train: trains a recommender on an interaction file and writes the best
  * model (by validation Recall@K) as a model file (docs/FORMATS.md).
  *
- * Now: backbone mf, method bpr, optimizers adam (PyTorch dense semantics,
+ * Now: backbone mf, method bpr or a baseline (til_baselines.h: wbpr, aobpr,
+ * pris, tce, rce, tce-bpr, rce-bpr), optimizers adam (PyTorch dense semantics,
  * exact lazy), lazy-adam (SparseAdam) and adam-eager (the dense reference).
  * All the work is in tools/lib/til_train.c; this main parses, loads, reports. */
 #include <getopt.h>
