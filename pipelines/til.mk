@@ -15,7 +15,8 @@
 #
 # Knobs: RAW_DIR (folder holding the raw files, laid out as ../shared/data), OUT,
 # GRID=full|small|demo, SEEDS=N (training seeds 1..N), EPOCHS, PATIENCE, EVAL_EVERY,
-# THREADS, SPLIT_SEED, NOISE_RATIO.
+# THREADS, SPLIT_SEED, NOISE_RATIO, TRAIN_EXTRA (flags for every til-train run) and
+# TRAIN_EXTRA_<method> (flags for one method, e.g. TRAIN_EXTRA_til-mi="--pretrain-epochs 50").
 
 RAW_DIR    ?= data/raw
 OUT        ?= out
@@ -73,7 +74,7 @@ noise_of = $(word 2,$(subst +, ,$1))
 TOOLS_DATA := bin/til-preprocess bin/til-split bin/til-noise
 
 .SECONDEXPANSION:
-.PRECIOUS: $(OUT)/%.til $(OUT)/%.model $(OUT)/%.tsv $(OUT)/%.results $(OUT)/%.raw.tsv
+.SECONDARY:
 
 # ---- data stages ----
 $(OUT)/demo/raw.tsv: bin/til-synth
@@ -112,7 +113,7 @@ $(OUT)/%.model: $$(call train_of,$$(call path_ds,$$*)) $$(call valid_of,$$(call 
 	bin/til-train --train $(word 1,$^) --valid $(word 2,$^) --backbone $(call path_bb,$*) \
 	    --method $(call path_method,$*) $$(pipelines/cfgflags.sh $(call path_cfg,$*)) \
 	    --seed $(call path_seed,$*) --epochs $(EPOCHS) --patience $(PATIENCE) --eval-every $(EVAL_EVERY) \
-	    --threads $(THREADS) --log $(OUT)/$*.log $(TRAIN_EXTRA) --out $@
+	    --threads $(THREADS) --log $(OUT)/$*.log $(TRAIN_EXTRA) $(TRAIN_EXTRA_$(call path_method,$*)) --out $@
 
 $(OUT)/%.valid.tsv: $(OUT)/%.model bin/til-eval
 	bin/til-eval --model $< --train $(call train_of,$(call path_ds,$*)) --test $(call valid_of,$(call path_ds,$*)) \
@@ -141,4 +142,5 @@ user_res2 = $(if $(word 2,$2),$(OUT)/$1/$(word 1,$2).$(word 2,$2).results,$(OUT)
 
 %.results: $$(call user_res,$$*)
 	@echo "# $@ ($<)"
-	@column -t -s '	' $< 2>/dev/null || cat $<
+	@grep '^#' $< || true
+	@grep -v '^#' $< | column -t -s '	' 2>/dev/null || grep -v '^#' $<
