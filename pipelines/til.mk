@@ -95,7 +95,7 @@ $(OUT)/%/split/train.til $(OUT)/%/split/valid.til $(OUT)/%/split/test.til: $(OUT
 $(OUT)/%/noisy/train.til: $$(OUT)/$$(call clean_of,$$*)/split/train.til $$(OUT)/$$(call clean_of,$$*)/split/valid.til $$(OUT)/$$(call clean_of,$$*)/split/test.til bin/til-noise
 	@mkdir -p $(@D)
 	bin/til-noise --mode $(subst noisy-,,$(subst noisy-posneg,pos+neg,$(call noise_of,$*))) --ratio $(NOISE_RATIO) \
-	    --seed $(SPLIT_SEED) --exclude $(word 2,$^) $(word 3,$^) --injected $(@D)/injected.til --removed $(@D)/removed.til -o $@ $<
+	    --seed $(SPLIT_SEED) --exclude $(word 2,$^) --exclude $(word 3,$^) --injected $(@D)/injected.til --removed $(@D)/removed.til -o $@ $<
 
 train_of = $(if $(call noise_of,$1),$(OUT)/$1/noisy/train.til,$(OUT)/$1/split/train.til)
 valid_of = $(OUT)/$(call clean_of,$1)/split/valid.til

@@ -10,6 +10,7 @@
 
 #include "til_adam.h"
 #include "til_backbone.h"
+#include "til_cuda.h"
 #include "til_eval.h"
 #include "til_loss.h"
 #include "til_par.h"
@@ -35,6 +36,7 @@ void til_train_defaults(til_train_cfg *c)
     c->seed = 2020;
     c->threads = 1;
     c->layers = 1;
+    til_bl_defaults(&c->bl);
 }
 
 float til_dot(const float *restrict a, const float *restrict b, int d)
@@ -60,6 +62,7 @@ typedef struct trainer {
     til_backbone bb;
     til_adam adam;
     til_sampler sampler;
+    til_bl bl; /* the method (bpr or a baseline) */
     til_triplets trip;
     til_step_buf sb;
     float *best; /* n_param x dim, best parameters (valid when best_epoch > 0) */
@@ -71,13 +74,16 @@ typedef struct trainer {
     int best_epoch;
     double best_recall, best_ndcg;
     int last_ckpt_epoch;
+    til_cuda_train *dev; /* device state when c->device == TIL_DEVICE_CUDA */
 } trainer;
 
 static void trainer_free(trainer *t)
 {
+    til_cuda_train_free(&t->dev);
     til_backbone_free(&t->bb);
     til_adam_free(&t->adam);
     til_sampler_free(&t->sampler);
+    til_bl_free(&t->bl);
     til_triplets_free(&t->trip);
     til_step_buf_free(&t->sb);
     free(t->best);
@@ -92,8 +98,12 @@ static int trainer_init(trainer *t, const til_train_cfg *c, const til_inter *tra
     t->train = train;
     t->valid = valid;
     uint64_t B = c->batch, d = (uint64_t)c->dim;
-    if (strcmp(c->method, "bpr"))
-        return til_seterr(e, "unknown method '%s' (known: bpr)", c->method);
+    int method = til_bl_method_parse(c->method);
+    if (method < 0)
+        return til_seterr(e, "unknown method '%s' (known: %s)", c->method, TIL_BL_METHODS);
+    if (til_bl_init(&t->bl, method, &c->bl, train, c->dim, B, c->seed, e))
+        return -1;
+    B *= (uint64_t)til_bl_expand(&t->bl); /* PRIS: B positives -> B x N triplets per step */
     til_backbone_opts bo = {.train = train, .layers = c->layers, .threads = c->threads};
     if (til_backbone_create_opts(&t->bb, c->backbone, train->n_users, train->n_items, c->dim, B, &bo, e))
         return -1;
@@ -101,6 +111,8 @@ static int trainer_init(trainer *t, const til_train_cfg *c, const til_inter *tra
         return -1;
     if (til_sampler_init(&t->sampler, TIL_SAMPLER_UNIFORM, train, c->seed, e))
         return -1;
+    if (method == TIL_M_WBPR)
+        t->sampler.draw = til_bl_pop_draw, t->sampler.draw_ctx = &t->bl;
     if (til_triplets_alloc(&t->trip, train->nnz, 1, e))
         return -1;
     if (til_step_buf_alloc(&t->sb, B, c->dim, e))
@@ -118,6 +130,8 @@ static int trainer_init(trainer *t, const til_train_cfg *c, const til_inter *tra
                     til_stream(TIL_STREAM_INIT, 0, 1));
     if (t->bb.ops->init)
         t->bb.ops->init(&t->bb, c->seed);
+    if (c->device == TIL_DEVICE_CUDA && til_cuda_train_init(&t->dev, c, &t->bb, &t->adam, e))
+        return -1;
     t->epoch = 1;
     return 0;
 }
@@ -158,6 +172,7 @@ typedef struct {
     const til_batch *b;
     til_step_buf *s;
     float scale;
+    int phase; /* 0: all (BPR); 1: scores only; 2: gradients only */
 } head_job;
 
 /* Per triplet b: scores, loss, dL/dscore, then dL/d(representations):
@@ -171,12 +186,15 @@ static void head_part(void *ctx, int part, uint64_t lo, uint64_t hi)
     const float *U = j->bb->U, *V = j->bb->V;
     const til_batch *bt = j->b;
     int d = j->bb->dim;
-    for (uint64_t b = lo; b < hi; b++) {
+    for (uint64_t b = lo; b < hi && j->phase != 2; b++) {
         const float *pu = U + (uint64_t)bt->u[b] * d;
         s->s_pos[b] = til_dot(pu, V + (uint64_t)bt->i[b] * d, d);
         s->s_neg[b] = til_dot(pu, V + (uint64_t)bt->j[b] * d, d);
     }
-    til_loss_bpr(s->s_pos, s->s_neg, NULL, j->scale, lo, hi, s->loss, s->g_pos, s->g_neg);
+    if (j->phase == 1)
+        return;
+    if (j->phase == 0)
+        til_loss_bpr(s->s_pos, s->s_neg, NULL, j->scale, lo, hi, s->loss, s->g_pos, s->g_neg);
     for (uint64_t b = lo; b < hi; b++) {
         const float *restrict pu = U + (uint64_t)bt->u[b] * d;
         const float *restrict qi = V + (uint64_t)bt->i[b] * d;
@@ -194,19 +212,39 @@ static void head_part(void *ctx, int part, uint64_t lo, uint64_t hi)
 int til_batch_grad(til_backbone *bb, const til_batch *b, double reg, int threads, til_step_buf *s, double *loss,
                    til_err *e)
 {
+    return til_batch_grad_bl(bb, b, NULL, reg, threads, s, loss, e);
+}
+
+int til_batch_grad_bl(til_backbone *bb, const til_batch *b, til_bl *bl, double reg, int threads, til_step_buf *s,
+                      double *loss, til_err *e)
+{
     if (b->n > s->cap)
         return til_seterr(e, "batch of %llu > buffer capacity", (unsigned long long)b->n);
     if (bb->ops->forward(bb, b, threads, e))
         return -1;
+    int parts = b->n < 512 ? 1 : threads;
+    if (bl && bl->method == TIL_M_BPR)
+        bl = NULL;
     if (bb->ops->score) { /* the backbone's own head (NeuMF) */
         if (bb->ops->score(bb, b, s->s_pos, s->s_neg, threads, e))
             return -1;
-        til_loss_bpr(s->s_pos, s->s_neg, NULL, 1.0f / (float)b->n, 0, b->n, s->loss, s->g_pos, s->g_neg);
+        if (bl) { /* a baseline's loss sees the whole batch (drops, weights) */
+            if (til_bl_step_loss(bl, b->n, s->s_pos, s->s_neg, s->loss, s->g_pos, s->g_neg, e))
+                return -1;
+        } else {
+            til_loss_bpr(s->s_pos, s->s_neg, NULL, 1.0f / (float)b->n, 0, b->n, s->loss, s->g_pos, s->g_neg);
+        }
         if (bb->ops->score_backward(bb, b, s->g_pos, s->g_neg, s->dU, s->dQi, s->dQj, threads, e))
             return -1;
     } else {
-        head_job hj = {bb, b, s, 1.0f / (float)b->n};
-        til_par_for(b->n < 512 ? 1 : threads, b->n, head_part, &hj);
+        head_job hj = {bb, b, s, 1.0f / (float)b->n, bl ? 1 : 0};
+        til_par_for(parts, b->n, head_part, &hj);
+        if (bl) { /* a baseline's loss sees the whole batch (drops, weights) */
+            if (til_bl_step_loss(bl, b->n, s->s_pos, s->s_neg, s->loss, s->g_pos, s->g_neg, e))
+                return -1;
+            hj.phase = 2;
+            til_par_for(parts, b->n, head_part, &hj);
+        }
     }
     double l2 = 0;
     if (bb->ops->backward(bb, b, s->dU, s->dQi, s->dQj, (float)(reg / (double)b->n), s->G, &l2, threads, e))
@@ -223,13 +261,19 @@ static int train_step(trainer *t, uint64_t lo, uint64_t hi, double *bl, til_err 
 {
     const til_train_cfg *c = t->c;
     til_batch b = {hi - lo, t->trip.u + lo, t->trip.i + lo, t->trip.j + lo};
+    if (t->dev)
+        return til_cuda_train_step(t->dev, &b, bl, e);
     til_backbone *bb = &t->bb;
+    if (til_bl_per_batch(&t->bl) && /* adaptive samplers draw now, from the current model */
+        til_bl_batch(&t->bl, bb, &t->adam, (uint64_t)t->epoch, lo / c->batch, &b, t->trip.j + lo, &b, c->threads, e))
+        return -1;
+    t->bl.T = t->adam.t;
     if (bb->ops->prepare(bb, &b, e))
         return -1;
     if (!bb->rows) /* dense-gradient backbones: wire a dense step here (til_adam_step over all rows) */
         return til_seterr(e, "dense-gradient backbones are not wired to the optimizer yet");
     til_adam_catch_up(&t->adam, bb->rows, bb->n_rows, c->threads);
-    if (til_batch_grad(bb, &b, c->reg, c->threads, &t->sb, bl, e))
+    if (til_batch_grad_bl(bb, &b, &t->bl, c->reg, c->threads, &t->sb, bl, e))
         return -1;
     return til_adam_step(&t->adam, bb->rows, t->sb.G, bb->n_rows, c->threads, e);
 }
@@ -247,7 +291,7 @@ static int put_meta_common(til_model *m, const trainer *t, til_err *e)
            til_model_setf(m, e, "batch", "%" PRIu64, c->batch) || til_model_setf(m, e, "lr", "%.17g", c->lr) ||
            til_model_setf(m, e, "reg", "%.17g", c->reg) || til_model_setf(m, e, "adam_beta1", "%.17g", c->b1) ||
            til_model_setf(m, e, "adam_beta2", "%.17g", c->b2) || til_model_setf(m, e, "adam_eps", "%.17g", c->eps) ||
-           til_model_set(m, "sampler", "uniform", e) || til_model_set(m, "negatives", "1", e) ||
+           til_bl_meta(m, &t->bl, e) ||
            til_model_set(m, "init", "xavier_uniform", e) ||
            til_model_set(m, "l2", "reg*0.5*(|p_u|^2+|q_i|^2+|q_j|^2)/batch on the batch's layer-0 rows", e) ||
            til_model_setf(m, e, "epochs_max", "%d", c->epochs) ||
@@ -435,7 +479,7 @@ int til_train_run(const til_train_cfg *c, const til_inter *train, const til_inte
     int rc = -1, epochs_run = 0, stopped_early = 0, done = 0;
     if (trainer_init(&t, c, train, valid, e))
         goto out;
-    if (c->resume_path && ckpt_read(&t, c->resume_path, e))
+    if (c->resume_path && (ckpt_read(&t, c->resume_path, e) || (t.dev && til_cuda_train_upload(t.dev, e))))
         goto out;
     if (c->info) {
         char a[32], b[32], s[32];
@@ -467,7 +511,7 @@ int til_train_run(const til_train_cfg *c, const til_inter *train, const til_inte
     if (!(ep_s = til_malloc((size_t)c->epochs + 1, sizeof *ep_s, e)))
         goto out;
     til_scorer sc;
-    til_eval_opts eo = {.ks = {c->topk}, .n_k = 1, .threads = c->threads, .block = 0};
+    til_eval_opts eo = {.ks = {c->topk}, .n_k = 1, .threads = c->threads, .block = 0, .device = c->device};
     for (; t.epoch <= c->epochs && !done; t.epoch++) {
         double t0 = til_now();
         if (til_sampler_epoch(&t.sampler, (uint64_t)t.epoch, c->threads, &t.trip, e))
@@ -476,6 +520,8 @@ int til_train_run(const til_train_cfg *c, const til_inter *train, const til_inte
         for (; t.pos < t.trip.n; t.pos = TIL_MIN(t.pos + c->batch, t.trip.n)) {
             if (c->stop && *c->stop) {
                 if (c->checkpoint_path) {
+                    if (t.dev && til_cuda_train_download(t.dev, 1, e))
+                        goto out;
                     til_adam_sync(&t.adam, c->threads);
                     if (ckpt_write(&t, c->checkpoint_path, e))
                         goto out;
@@ -509,6 +555,8 @@ int til_train_run(const til_train_cfg *c, const til_inter *train, const til_inte
         int evald = 0;
         til_eval_result er = {0};
         if (t.epoch % c->eval_every == 0 || t.epoch == c->epochs) {
+            if (t.dev && til_cuda_train_download(t.dev, 0, e))
+                goto out;
             til_adam_sync(&t.adam, c->threads);
             if (t.bb.ops->forward(&t.bb, NULL, c->threads, e) || til_backbone_scorer(&t.bb, &sc, e) ||
                 til_eval_run(&sc, train, NULL, valid, &eo, &er, NULL, e)) {
@@ -552,6 +600,8 @@ int til_train_run(const til_train_cfg *c, const til_inter *train, const til_inte
         int next = t.epoch + 1;
         if (c->checkpoint_path &&
             ((c->checkpoint_every > 0 && t.epoch % c->checkpoint_every == 0) || done || t.epoch == c->epochs)) {
+            if (t.dev && til_cuda_train_download(t.dev, 1, e))
+                goto out;
             til_adam_sync(&t.adam, c->threads);
             t.epoch = next; /* a checkpoint names the epoch to run next */
             int w = ckpt_write(&t, c->checkpoint_path, e);

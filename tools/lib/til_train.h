@@ -6,7 +6,8 @@
  *   optimizer catch-up(rows)              (dense Adam: replay the zero-gradient steps)
  *   U, V  = backbone.forward(batch)
  *   s_pos = U[u].V[i], s_neg = U[u].V[j]  (dot-product head; per triplet, parallel)
- *   loss, g_pos, g_neg = method(s_pos, s_neg, 1/B)
+ *   loss, g_pos, g_neg = method(s_pos, s_neg, 1/B)   (BPR, or a baseline's loss over
+ *                                      the whole batch: til_baselines.h)
  *   dU = g_pos V[i] + g_neg V[j]; dQi = g_pos U[u]; dQj = g_neg U[u]   (B x dim)
  *   G    = backbone.backward(dU, dQi, dQj, reg/B)  (deterministic row reductions)
  *   optimizer step(rows, G)
@@ -31,13 +32,15 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "til_baselines.h"
 #include "til_inter.h"
 #include "til_model.h"
 #include "til_util.h"
 
 typedef struct til_train_cfg {
     const char *backbone; /* "mf", "lightgcn", "neumf" */
-    const char *method;   /* "bpr" */
+    const char *method;   /* "bpr" or a baseline (til_baselines.h) */
+    til_bl_cfg bl;        /* the baselines' hyper-parameters */
     int optim;            /* TIL_ADAM_* */
     int dim;
     uint64_t batch;
@@ -53,6 +56,7 @@ typedef struct til_train_cfg {
     FILE *info;                  /* memory and summary lines, or NULL */
     volatile sig_atomic_t *stop; /* set from a signal handler: checkpoint and return 1 */
     int layers;                  /* graph backbones: propagation layers (1) */
+    int device;                  /* TIL_DEVICE_CPU (0) or TIL_DEVICE_CUDA (til_cuda.h: mf + bpr) */
 } til_train_cfg;
 
 typedef struct til_train_result {
@@ -93,5 +97,9 @@ void til_step_buf_free(til_step_buf *s);
  * sum|e0|^2 / B, and *loss = L. Deterministic for any thread count. */
 int til_batch_grad(struct til_backbone *bb, const struct til_batch *b, double reg, int threads, til_step_buf *s,
                    double *loss, til_err *e);
+/* The same with a baseline's loss (til_bl_step_loss over the whole batch
+ * between the scores and the gradients); bl NULL: BPR as til_batch_grad. */
+int til_batch_grad_bl(struct til_backbone *bb, const struct til_batch *b, til_bl *bl, double reg, int threads,
+                      til_step_buf *s, double *loss, til_err *e);
 
 #endif

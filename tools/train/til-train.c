@@ -1,7 +1,8 @@
 /* til-train: trains a recommender on an interaction file and writes the best
  * model (by validation Recall@K) as a model file (docs/FORMATS.md).
  *
- * Now: backbones mf, lightgcn (--layers), neumf, mgccf; method bpr; optimizers adam (PyTorch dense semantics,
+ * Now: backbones mf, lightgcn (--layers), neumf, mgccf; method bpr or a baseline
+ * (til_baselines.h: wbpr, aobpr, pris, tce, rce, tce-bpr, rce-bpr); optimizers adam (PyTorch dense semantics,
  * exact lazy), lazy-adam (SparseAdam) and adam-eager (the dense reference).
  * All the work is in tools/lib/til_train.c; this main parses, loads, reports. */
 #include <getopt.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "til_adam.h"
+#include "til_device.h"
 #include "til_eval.h"
 #include "til_inter.h"
 #include "til_io.h"
@@ -30,7 +32,18 @@ static void usage(FILE *f)
             "  -o, --out FILE        model file to write (kind=model; tensors user, item)\n"
             "  --backbone NAME       mf, lightgcn, neumf, mgccf (default mf)\n"
             "  --layers N            lightgcn: propagation layers (1)\n"
-            "  --method NAME         bpr (default bpr)\n"
+                        "  --method NAME         bpr (default), or a baseline: wbpr (popularity negatives), aobpr (adaptive\n"
+            "                        oversampling), pris (importance-sampled cluster negatives), tce, rce\n"
+            "                        (point-wise BCE, truncated / reweighted), tce-bpr, rce-bpr (the same on BPR)\n"
+            "  --negatives N         pris: negatives per positive (5)\n"
+            "  --pris-clusters K     pris: k-means clusters of items, refreshed every epoch (16)\n"
+            "  --pris-within W       pris: uniform or pop sampling inside a cluster (uniform)\n"
+            "  --pop-exponent A      wbpr, pris pop: item weight count^A (1)\n"
+            "  --aobpr-lambda X      aobpr: rank distribution exp(-r/X) (500)\n"
+            "  --aobpr-refresh N     aobpr: draws between factor-ordering refreshes (0: |I| ln |I|)\n"
+            "  --drop-rate X         tce, tce-bpr: final drop rate, at most 0.5 (0.2)\n"
+            "  --drop-warmup N       tce, tce-bpr: steps to reach it linearly (30000)\n"
+            "  --rce-beta X          rce, rce-bpr: weight sigmoid(score)^X (0.2)\n"
             "  --optim NAME          adam: PyTorch Adam with dense gradients, exact lazy update (default)\n"
             "                        lazy-adam: only the batch's rows move (torch SparseAdam)\n"
             "                        adam-eager: the dense reference, every row every step (slow)\n"
@@ -44,6 +57,7 @@ static void usage(FILE *f)
             "  --topk K              K of Recall/NDCG@K (20)\n"
             "  --seed N              random seed (2020)\n"
             "  --threads N           threads (default: all cores); results do not depend on it\n"
+            "  --device cpu|cuda     where to train (cpu); cuda: mf backbone with bpr only (docs/CUDA.md)\n"
             "  --log FILE            TSV: epoch loss train_s sample_s eval_s valid_recall valid_ndcg best_epoch best_recall\n"
             "  --checkpoint FILE     checkpoint every --checkpoint-every epochs, at the end, and on SIGINT/SIGTERM\n"
             "  --checkpoint-every N  epochs between checkpoints (0: only at the end / on a signal)\n"
@@ -65,7 +79,8 @@ static void on_stop(int sig)
 
 enum { O_TRAIN = 256, O_VALID, O_TEST, O_BACKBONE, O_METHOD, O_OPTIM, O_DIM, O_BATCH, O_LR, O_REG, O_EPOCHS,
        O_EVAL_EVERY, O_PATIENCE, O_TOPK, O_SEED, O_THREADS, O_LOG, O_CKPT, O_CKPT_EVERY, O_RESUME,
-       O_LAYERS };
+       O_LAYERS, O_NEGATIVES, O_PRIS_K, O_PRIS_WITHIN, O_POP_EXP, O_AO_LAMBDA, O_AO_REFRESH, O_DROP_RATE,
+       O_DROP_WARMUP, O_RCE_BETA, O_DEVICE };
 
 int main(int argc, char **argv)
 {
@@ -83,6 +98,11 @@ int main(int argc, char **argv)
         {"checkpoint", required_argument, 0, O_CKPT},   {"checkpoint-every", required_argument, 0, O_CKPT_EVERY},
         {"resume", required_argument, 0, O_RESUME},     {"quiet", no_argument, 0, 'q'},
         {"layers", required_argument, 0, O_LAYERS},
+        {"negatives", required_argument, 0, O_NEGATIVES}, {"pris-clusters", required_argument, 0, O_PRIS_K},
+        {"pris-within", required_argument, 0, O_PRIS_WITHIN}, {"pop-exponent", required_argument, 0, O_POP_EXP},
+        {"aobpr-lambda", required_argument, 0, O_AO_LAMBDA}, {"aobpr-refresh", required_argument, 0, O_AO_REFRESH},
+        {"drop-rate", required_argument, 0, O_DROP_RATE}, {"drop-warmup", required_argument, 0, O_DROP_WARMUP},
+        {"rce-beta", required_argument, 0, O_RCE_BETA}, {"device", required_argument, 0, O_DEVICE},
         {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0}};
     til_train_cfg c;
     til_train_defaults(&c);
@@ -141,6 +161,43 @@ int main(int argc, char **argv)
                 c.reg = x;
             break;
         }
+        case O_DEVICE:
+            if ((c.device = til_device_parse(optarg)) < 0) {
+                til_warn("--device: unknown device '%s' (cpu, cuda)", optarg);
+                usage(stderr);
+                return TIL_EXIT_USAGE;
+            }
+            break;
+        case O_NEGATIVES: NUM(1, 1000, c.bl.negatives, "--negatives"); break;
+        case O_PRIS_K: NUM(1, 1024, c.bl.pris_clusters, "--pris-clusters"); break;
+        case O_AO_REFRESH: NUM(0, INT64_MAX, c.bl.aobpr_refresh, "--aobpr-refresh"); break;
+        case O_DROP_WARMUP: NUM(0, INT64_MAX, c.bl.drop_warmup, "--drop-warmup"); break;
+        case O_PRIS_WITHIN:
+            if (strcmp(optarg, "uniform") && strcmp(optarg, "pop")) {
+                til_warn("--pris-within: uniform or pop, not '%s'", optarg);
+                usage(stderr);
+                return TIL_EXIT_USAGE;
+            }
+            c.bl.pris_pop = !strcmp(optarg, "pop");
+            break;
+        case O_POP_EXP:
+        case O_AO_LAMBDA:
+        case O_DROP_RATE:
+        case O_RCE_BETA: {
+            const char *what = ch == O_POP_EXP ? "--pop-exponent" : ch == O_AO_LAMBDA ? "--aobpr-lambda"
+                             : ch == O_DROP_RATE ? "--drop-rate" : "--rce-beta";
+            double x, hi = ch == O_DROP_RATE ? 0.5 : 1e9;
+            if (til_parse_double(optarg, 0, hi, &x, what, &e) || (ch == O_AO_LAMBDA && x <= 0)) {
+                if (ch == O_AO_LAMBDA && x <= 0)
+                    til_seterr(&e, "--aobpr-lambda: must be > 0");
+                til_report(&e);
+                usage(stderr);
+                return TIL_EXIT_USAGE;
+            }
+            *(ch == O_POP_EXP ? &c.bl.pop_exp : ch == O_AO_LAMBDA ? &c.bl.aobpr_lambda
+              : ch == O_DROP_RATE ? &c.bl.drop_rate : &c.bl.beta) = x;
+            break;
+        }
         case O_LOG: c.log_path = optarg; break;
         case O_CKPT: c.checkpoint_path = optarg; break;
         case O_RESUME: c.resume_path = optarg; break;
@@ -154,6 +211,12 @@ int main(int argc, char **argv)
             til_warn("unexpected argument '%s'", argv[optind]);
         else
             til_warn("--train, --valid and --out are required");
+        usage(stderr);
+        return TIL_EXIT_USAGE;
+    }
+    if (c.device == TIL_DEVICE_CUDA && (strcmp(c.backbone, "mf") || strcmp(c.method, "bpr"))) {
+        til_warn("--device cuda: backbone %s with method %s is not yet on cuda (mf with bpr is)", c.backbone,
+                 c.method);
         usage(stderr);
         return TIL_EXIT_USAGE;
     }
@@ -199,7 +262,7 @@ int main(int argc, char **argv)
                 til_fmt_bytes(til_peak_rss(), rss, sizeof rss));
     if (test_p) {
         til_scorer s;
-        til_eval_opts eo = {.ks = {c.topk}, .n_k = 1, .threads = c.threads, .block = 0};
+        til_eval_opts eo = {.ks = {c.topk}, .n_k = 1, .threads = c.threads, .block = 0, .device = c.device};
         til_eval_result er;
         if (til_scorer_from_model(&m, out_p, &s, &e) ||
             til_eval_run(&s, &tr, &va, &te, &eo, &er, NULL, &e)) {
