@@ -87,3 +87,5 @@ clean:
 	rm -rf build bin
 
 -include $(wildcard build/obj/*.d build/obj/tools/*.d build/asan/obj/*.d)
+
+include pipelines/til.mk

@@ -1,0 +1,91 @@
+/* til_cluster: item clusters for TIL-MI: k-means (to initialise the centers) and
+ * the end-to-end DEC clustering loss (Xie et al. 2016; TIL paper eqs. 7-9).
+ *
+ * k-means: k-means++ seeding from a seeded til_rng, then Lloyd iterations until
+ * no assignment changes (or max_iter). Distances are squared Euclidean, summed in
+ * double; ties go to the lower center index. The assignment step runs on
+ * `threads` threads over points; the center sums are accumulated per chunk of
+ * points, where the chunks depend only on n (never on the thread count), and
+ * reduced in chunk order: centers and assignments are bit-identical for any
+ * thread count and any scheduling. A cluster left empty by an update is re-seeded
+ * with the point farthest from its own center (ties: lower point index; a point
+ * re-seeds at most one cluster per iteration; clusters are served in index order).
+ *
+ * DEC with a Student-t kernel of tau degrees of freedom (tau = 1 in DEC/TIL):
+ *   Q_ik = (1 + |x_i - mu_k|^2 / tau)^(-(tau+1)/2) / sum_k' (same for k')   (eq. 7)
+ *   T_ik = (Q_ik^2 / f_k) / sum_k' (Q_ik'^2 / f_k'),  f_k = sum_i Q_ik      (eq. 8)
+ *   L_c  = sum_i sum_k T_ik log(T_ik / Q_ik)                               (eq. 9)
+ * T is held fixed between refreshes (not differentiated). With a_ik = 1 +
+ * |x_i - mu_k|^2 / tau the gradients are (DEC's closed form generalised to tau):
+ *   dL/dx_i  =  ((tau+1)/tau) sum_k (T_ik - Q_ik) (x_i - mu_k) / a_ik
+ *   dL/dmu_k = -((tau+1)/tau) sum_i (T_ik - Q_ik) (x_i - mu_k) / a_ik
+ * Reduction over items: `mean` = 1 divides the loss (and gradients) by the
+ * number n of rows in play (recommended: the scale then does not depend on how
+ * many items a batch touches, so gamma keeps its meaning); mean = 0 is the plain
+ * sum of eq. 9.
+ *
+ * Row addressing. The DEC functions read embeddings from a table X (n_tab x d,
+ * e.g. the item embeddings) through an optional row list `rows` (n entries; NULL
+ * means rows 0..n-1): listed row r is X[rows[r]]. T is table-shaped like X (row
+ * rows[r]); gX too (gradients added at rows[r], so repeated rows accumulate).
+ * The soft assignment Qm is n x K, one row per LISTED row. */
+#ifndef TIL_CLUSTER_H
+#define TIL_CLUSTER_H
+
+#include <stdint.h>
+
+#include "til_util.h"
+
+/* Largest number of clusters (the DEC functions keep a row of K doubles on the
+ * stack; every function here requires 1 <= K <= TIL_CLUSTER_MAXK). */
+#define TIL_CLUSTER_MAXK 1024
+
+typedef struct til_kmeans_info {
+    int iters;      /* Lloyd update steps done */
+    int converged;  /* 1 if the assignments stopped changing before max_iter */
+    int reseeded;   /* empty clusters re-seeded, over all iterations */
+    double inertia; /* sum of squared distances to the assigned centers */
+} til_kmeans_info;
+
+/* X: n x d -> centers: K x d chosen by k-means++ (first uniformly, then with
+ * probability proportional to the squared distance to the nearest chosen center),
+ * draws from til_rng(seed, stream 0x6b6d). Requires 1 <= K <= n. */
+int til_kmeans_pp(const float *X, uint64_t n, int d, int K, uint64_t seed, int threads, float *centers, til_err *e);
+
+/* X: n x d, centers: K x d (initial, updated in place) -> assign: n cluster ids.
+ * On return assign[i] is the nearest final center of point i. info may be NULL. */
+int til_kmeans_lloyd(const float *X, uint64_t n, int d, int K, int max_iter, int threads, float *centers,
+                     uint32_t *assign, til_kmeans_info *info, til_err *e);
+
+/* til_kmeans_pp followed by til_kmeans_lloyd. */
+int til_kmeans(const float *X, uint64_t n, int d, int K, int max_iter, uint64_t seed, int threads, float *centers,
+               uint32_t *assign, til_kmeans_info *info, til_err *e);
+
+/* X (table, via rows), centers: K x d -> Qm: n x K soft assignments (eq. 7),
+ * each row summing to 1. tau > 0. Rows are independent: threaded, deterministic. */
+void til_dec_soft(const float *X, const uint32_t *rows, uint64_t n, int d, const float *centers, int K, double tau,
+                  int threads, float *Qm);
+
+/* Qm: n x K -> T: n x K target distribution (eq. 8) over these n rows, aligned
+ * with Qm. The usual refresh runs til_dec_soft with rows = NULL over all items, so
+ * T comes out table-shaped, as til_dec_loss_grad reads it. */
+void til_dec_target(const float *Qm, uint64_t n, int K, float *T);
+
+/* Qm: n x K -> memb: n hard memberships argmax_k Qm[i,k] (ties: lower k). */
+void til_dec_assign(const float *Qm, uint64_t n, int K, uint32_t *memb);
+
+/* X (table, via rows), centers: K x d, T (table-shaped like X, K columns)
+ * -> returns L_c (eq. 9; divided by n if mean), and ADDS scale * dL_c/dX into gX
+ * (table-shaped, at rows[r]) and scale * dL_c/dcenters into gC (K x d); either
+ * gradient pointer may be NULL. Q is recomputed from X and centers. */
+double til_dec_loss_grad(const float *X, const uint32_t *rows, uint64_t n, int d, const float *centers, int K,
+                         double tau, const float *T, int mean, double scale, float *gX, float *gC);
+
+/* One item's term: x: d, centers: K x d, t: K (its target row) -> g: d doubles
+ * += scale * d/dx sum_k t_k log(t_k / Q_k(x)). For the look-ahead's extra inner
+ * gradient (til_meta_opts.extra) in TIL-MI: scale = gamma / n for a mean over n
+ * items in play, times the number of times the item is counted. */
+void til_dec_row_grad(const float *x, int d, const float *centers, int K, double tau, const float *t, double scale,
+                      double *g);
+
+#endif
