@@ -1,0 +1,105 @@
+/* til_tilm: the TIL training methods (Wu et al., CIKM 2022) as a til_method:
+ * til-ui (Uni-Interest state, eq. 5), til-mi (Multi-Interest state, eq. 6, with
+ * end-to-end DEC clustering, eqs. 7-9) and til-mik (Multi-Interest state over
+ * plain k-means centroids, no clustering loss).
+ *
+ * One step on batch B (eqs. 12-15):
+ *   1. s_uij from the current P, Q, eta and centers; w = f(s; Lambda) (til_wnet)
+ *   2. dJ_out/dLambda at the look-ahead Theta~ = Theta - beta grad_Theta J_in
+ *      (til_meta_grad_lambda: MF closed form; other backbones: the generic
+ *      representation-space path through the backbone's jvp op, see
+ *      til_tilm_meta_generic), J_out = plain BPR on the outer batch (B itself,
+ *      --meta-batch same, or a fresh slice of the epoch's shuffled triplets,
+ *      --meta-batch fresh); one Adam step on Lambda (own Adam, --meta-lr)
+ *   3. w recomputed with the new Lambda (batch-normalised if --weight-norm
+ *      batch); the trainer's step on Theta with (1/B) sum w L_BPR + L2
+ *      (+ gamma KL(T||Q) for til-mi, added by after_grad)
+ * The states are constants when differentiating wrt Theta (the paper's choice;
+ * til_state has no backward).
+ *
+ * Documented choices:
+ *  - eta_u (eq. 4) is refreshed for ALL users every `eta_update` steps (default
+ *    10, at steps t with t % eta_update == 0, t = steps done), from the item rows
+ *    brought up to date by til_adam_sync (exact: the lazy Adam is bit-identical to
+ *    eager); between refreshes it is a snapshot.
+ *  - til-mi/til-mik: during the first `pretrain_epochs` epochs the state is
+ *    Uni-Interest (no cluster terms, no clustering loss; weights are still
+ *    meta-learned). At the first step after them the centers are initialised by
+ *    k-means (k-means++ seeded from --seed, Lloyd to convergence, at most 100
+ *    iterations) on the synced item embeddings.
+ *  - til-mi: Phi (K x d) has its own Adam (PyTorch semantics, eager) with the
+ *    backbone's lr, b1, b2, eps. The clustering loss is gamma * the MEAN over
+ *    the batch's distinct items of KL(T_i || Q_i) (til_dec_loss_grad, mean = 1);
+ *    its gradient goes into those item rows and into Phi, and it is part of J_in
+ *    in the look-ahead too (til_meta extra). T and the memberships c_i =
+ *    argmax_k Q_ik are refreshed over all items every `cluster_update` steps
+ *    (same cadence rule as eta); mu_ci = Phi[c_i] uses the current Phi.
+ *    The clustering loss needs the item representations to be parameter rows
+ *    (mf); with gamma = 0 any backbone works.
+ *  - til-mik: centers and memberships are recomputed every `cluster_update`
+ *    steps by Lloyd iterations warm-started from the previous centers (at most
+ *    `kmeans_iter`, default 3).
+ *  - Weight statistics per epoch (w_mean, w_std, w_p10, w_p50, w_p90 columns of
+ *    the log) are over the weights used in the Theta steps of that epoch (after
+ *    normalisation when --weight-norm batch).
+ *  - dump_weights: after training, the final Theta, Lambda, eta and centers on
+ *    the triplets of epoch (last + 1)'s sampling (all, or the first dump_sample of
+ *    that shuffled epoch), TSV "user pos neg weight" (dense ids).
+ *  - Randomness: Lambda init from (seed, stream 0x7731 of til_wnet), fresh outer
+ *    batches from (seed, TIL_STREAM_META, step), k-means from (seed, 0x6b6d). */
+#ifndef TIL_TILM_H
+#define TIL_TILM_H
+
+#include <stdint.h>
+
+#include "til_backbone.h"
+#include "til_inter.h"
+#include "til_method.h"
+#include "til_util.h"
+#include "til_wnet.h"
+
+enum { TIL_TILM_UI = 0, TIL_TILM_MI = 1, TIL_TILM_MIK = 2 };
+enum { TIL_STREAM_META = 5 };
+
+typedef struct til_tilm_opts {
+    double alpha;        /* Multi-Interest mixing (1) */
+    int clusters;        /* K (60) */
+    double tau;          /* Student-t degrees of freedom (1) */
+    double gamma;        /* clustering-loss weight (0.1) */
+    int pretrain_epochs; /* (500) */
+    int cluster_update;  /* steps between T/membership (mi) or k-means (mik) refreshes (10) */
+    int eta_update;      /* steps between eta refreshes (10) */
+    int kmeans_iter;     /* til-mik warm-started Lloyd iterations per refresh (3) */
+    double virtual_lr;   /* beta; 0: the backbone's lr */
+    double meta_lr;      /* Lambda's Adam lr (1e-3) */
+    int hidden;          /* weight network hidden units; 0: dim */
+    int meta_fresh;      /* 0: outer loss on the same batch, 1: on a fresh batch */
+    int weight_norm;     /* 1: weights divided by their batch mean */
+    int generic_meta;    /* 1: the generic jvp path even for mf (tests) */
+    const char *dump_weights, *dump_clusters; /* NULL: none */
+    uint64_t dump_sample; /* 0: all triplets */
+} til_tilm_opts;
+
+void til_tilm_defaults(til_tilm_opts *o);
+/* variant: TIL_TILM_*; -1 if name is not a TIL method. */
+int til_tilm_variant(const char *name);
+int til_tilm_create(til_method *m, int variant, const til_tilm_opts *o, til_err *e);
+
+/* The generic representation-space meta-gradient, for any backbone with a jvp
+ * op (til_backbone.h). bb: prepared for nothing in particular; its rows of in
+ * and out up to date. in: the inner batch with weights w (as in J_in), reg:
+ * the L2 coefficient, beta: the look-ahead step, extra_G: NULL or, for the
+ * rows bb->rows of `in` after prepare(in), a further inner gradient to add to
+ * g (n_rows x dim). -> dw: n values dJ_out/dw_k, *j_out = J_out at the look-ahead.
+ *   g = grad_Theta J_in (til_batch_grad with w, + extra_G); R~ = R - beta JVP(g)
+ *   a = grad_R J_out(R~); G_out = VJP(a) (the backbone's backward, reg 0);
+ *   c = JVP(G_out); dJ_out/dw_k = -(beta/|B|) <c, h_k>, h_k = grad of triplet k's
+ *   loss wrt its representation rows at R.
+ * Exact for linear backbones (MF: equals til_meta_dw), first order otherwise.
+ * On return the backbone is prepared for `in`. */
+struct til_step_buf;
+int til_tilm_meta_generic(til_backbone *bb, const til_batch *in, const float *w, const til_batch *out, double reg,
+                          double beta, const float *extra_G, int threads, struct til_step_buf *sb, float *dw,
+                          double *j_out, til_err *e);
+
+#endif
