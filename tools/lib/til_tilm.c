@@ -24,7 +24,7 @@ void til_tilm_defaults(til_tilm_opts *o)
     o->gamma = 0.1;
     o->pretrain_epochs = 500;
     o->cluster_update = 10;
-    o->eta_update = 10;
+    o->eta_update = 50;
     o->kmeans_iter = 3;
     o->meta_lr = 1e-3;
 }
@@ -173,32 +173,11 @@ static void dec_extra(void *ctx, int table, uint32_t row, const float *theta, in
 
 static int cluster_loss_on(const tilm *t) { return t->variant == TIL_TILM_MI && t->clustered && t->o.gamma > 0; }
 
-static int tilm_before_grad(til_method *m, const til_batch *b, til_err *e)
+/* the batch's distinct items, in bb->rows order (MF: param row = n_users + item) */
+static void collect_items(til_method *m)
 {
     tilm *t = m->impl;
     til_backbone *bb = m->env.bb;
-    const til_train_cfg *c = m->env.c;
-    uint64_t step = m->env.adam->t; /* steps done */
-    if (b->n > t->B)
-        return til_seterr(e, "til: batch of %" PRIu64 " > capacity", b->n);
-    int n = (int)b->n, d = t->d;
-    /* refreshes (documented cadence: steps t with t % N == 0) */
-    if (t->variant != TIL_TILM_UI && !t->clustered && *m->env.epoch > t->o.pretrain_epochs) {
-        if (refresh_clusters(m, 1, e))
-            return -1;
-        t->clustered = 1;
-    } else if (t->clustered && step % (uint64_t)t->o.cluster_update == 0) {
-        if (refresh_clusters(m, 0, e))
-            return -1;
-    }
-    if (step % (uint64_t)t->o.eta_update == 0) {
-        if (sync_all(m, e))
-            return -1;
-        til_state_eta(m->env.train, bb->V, d, c->threads, t->eta);
-    }
-    if (bb->ops->forward(bb, b, c->threads, e))
-        return -1;
-    /* the batch's distinct items, in bb->rows order (MF: param row = n_users + item) */
     t->nbi = 0;
     if (++t->cur == 0) {
         memset(t->stamp, 0, (size_t)bb->n_items * sizeof *t->stamp);
@@ -212,6 +191,17 @@ static int tilm_before_grad(til_method *m, const til_batch *b, til_err *e)
                 t->bitems[t->nbi] = it;
                 t->bgidx[t->nbi++] = k;
             }
+}
+
+/* Steps 1-2 of the iteration on batch b (prepared, rows current, refreshes done):
+ * states S, weights c->w with the current Lambda, gL = dJ_out/dLambda. */
+static int meta_grad(til_method *m, const til_batch *b, float *gL, til_err *e)
+{
+    tilm *t = m->impl;
+    til_backbone *bb = m->env.bb;
+    const til_train_cfg *c = m->env.c;
+    uint64_t step = m->env.adam->t;
+    int n = (int)b->n, d = t->d;
     /* 1. states and weights with the current Lambda */
     int multi = t->variant != TIL_TILM_UI && t->clustered;
     til_state_build(d, n, b->u, b->i, b->j, bb->U, bb->V, t->eta, multi ? t->centers : NULL,
@@ -243,7 +233,7 @@ static int tilm_before_grad(til_method *m, const til_batch *b, til_err *e)
         if (bb->ops->prepare(bb, b, e) || bb->ops->forward(bb, NULL, c->threads, e))
             return -1;
     }
-    memset(t->gL, 0, t->net.n_params * sizeof *t->gL);
+    memset(gL, 0, t->net.n_params * sizeof *gL);
     double jout = 0;
     if (t->o.generic_meta || strcmp(bb->ops->name, "mf")) {
         /* w as it enters J_in, then dJ/dw_raw, then the network's backward */
@@ -260,7 +250,7 @@ static int tilm_before_grad(til_method *m, const til_batch *b, til_err *e)
             return -1;
         if (t->o.weight_norm)
             til_wnorm_backward(t->wc.w, n, t->dw, t->dw);
-        til_wnet_backward(&t->net, &t->wc, t->S, n, t->dw, t->gL);
+        til_wnet_backward(&t->net, &t->wc, t->S, n, t->dw, gL);
     } else {
         til_meta_batch in = {n, b->u, b->i, b->j}, ob = {(int)out.n, out.u, out.i, out.j};
         til_meta_opts mo = {.beta = t->beta, .reg = c->reg};
@@ -269,9 +259,40 @@ static int tilm_before_grad(til_method *m, const til_batch *b, til_err *e)
             mo.extra_ctx = t;
         }
         if (til_meta_grad_lambda(&t->ws, bb->U, bb->V, &in, &ob, &mo, &t->net, &t->wc, t->S, t->o.weight_norm,
-                                 t->gL, NULL, &jout, e))
+                                 gL, NULL, &jout, e))
             return -1;
     }
+    return 0;
+}
+
+static int tilm_before_grad(til_method *m, const til_batch *b, til_err *e)
+{
+    tilm *t = m->impl;
+    til_backbone *bb = m->env.bb;
+    const til_train_cfg *c = m->env.c;
+    uint64_t step = m->env.adam->t; /* steps done */
+    if (b->n > t->B)
+        return til_seterr(e, "til: batch of %" PRIu64 " > capacity", b->n);
+    int n = (int)b->n, d = t->d;
+    /* refreshes (documented cadence: steps t with t % N == 0) */
+    if (t->variant != TIL_TILM_UI && !t->clustered && *m->env.epoch > t->o.pretrain_epochs) {
+        if (refresh_clusters(m, 1, e))
+            return -1;
+        t->clustered = 1;
+    } else if (t->clustered && step % (uint64_t)t->o.cluster_update == 0) {
+        if (refresh_clusters(m, 0, e))
+            return -1;
+    }
+    if (step % (uint64_t)t->o.eta_update == 0) {
+        if (sync_all(m, e))
+            return -1;
+        til_state_eta(m->env.train, bb->V, d, c->threads, t->eta);
+    }
+    if (bb->ops->forward(bb, b, c->threads, e))
+        return -1;
+    collect_items(m);
+    if (meta_grad(m, b, t->gL, e))
+        return -1;
     tadam_step(&t->lam, t->gL);
     /* 3. weights with the new Lambda for the Theta step */
     til_wnet_forward(&t->net, &t->wc, t->S, n, t->w);
@@ -532,6 +553,27 @@ static const til_method_ops tilm_ops = {.name = "til",
                                         .load = tilm_load,
                                         .finish = tilm_finish,
                                         .free = tilm_free};
+
+int til_tilm_meta_grad(til_method *m, const til_batch *b, float *gL, til_err *e)
+{
+    tilm *t = m->impl;
+    if (m->env.bb->ops->prepare(m->env.bb, b, e))
+        return -1;
+    if (m->env.bb->rows)
+        til_adam_catch_up(m->env.adam, m->env.bb->rows, m->env.bb->n_rows, m->env.c->threads);
+    if (m->env.bb->ops->forward(m->env.bb, b, m->env.c->threads, e))
+        return -1;
+    collect_items(m);
+    memset(gL, 0, t->net.n_params * sizeof *gL);
+    return meta_grad(m, b, gL, e);
+}
+
+void til_tilm_inspect(const til_method *m, til_tilm_view *v)
+{
+    const tilm *t = m->impl;
+    *v = (til_tilm_view){&t->net, t->S, t->eta, t->variant != TIL_TILM_UI && t->clustered ? t->centers : NULL,
+                         t->memb, t->T, t->K, t->clustered, t->beta};
+}
 
 int til_tilm_create(til_method *m, int variant, const til_tilm_opts *o, til_err *e)
 {

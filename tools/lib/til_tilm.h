@@ -19,9 +19,11 @@
  *
  * Documented choices:
  *  - eta_u (eq. 4) is refreshed for ALL users every `eta_update` steps (default
- *    10, at steps t with t % eta_update == 0, t = steps done), from the item rows
+ *    50, at steps t with t % eta_update == 0, t = steps done), from the item rows
  *    brought up to date by til_adam_sync (exact: the lazy Adam is bit-identical to
- *    eager); between refreshes it is a snapshot.
+ *    eager); between refreshes it is a snapshot. Per-batch refresh would need
+ *    every item of the batch's users caught up each step; a full refresh costs
+ *    nnz x d (Gowalla: ~8 ms), so every 10 steps cost ~12% of a TIL-UI epoch.
  *  - til-mi/til-mik: during the first `pretrain_epochs` epochs the state is
  *    Uni-Interest (no cluster terms, no clustering loss; weights are still
  *    meta-learned). At the first step after them the centers are initialised by
@@ -68,7 +70,7 @@ typedef struct til_tilm_opts {
     double gamma;        /* clustering-loss weight (0.1) */
     int pretrain_epochs; /* (500) */
     int cluster_update;  /* steps between T/membership (mi) or k-means (mik) refreshes (10) */
-    int eta_update;      /* steps between eta refreshes (10) */
+    int eta_update;      /* steps between eta refreshes (50) */
     int kmeans_iter;     /* til-mik warm-started Lloyd iterations per refresh (3) */
     double virtual_lr;   /* beta; 0: the backbone's lr */
     double meta_lr;      /* Lambda's Adam lr (1e-3) */
@@ -84,6 +86,23 @@ void til_tilm_defaults(til_tilm_opts *o);
 /* variant: TIL_TILM_*; -1 if name is not a TIL method. */
 int til_tilm_variant(const char *name);
 int til_tilm_create(til_method *m, int variant, const til_tilm_opts *o, til_err *e);
+
+/* For tests: prepares b, brings its rows up to date and computes, as a step
+ * would (refreshes aside), the states and gL (n_params) = dJ_out/dLambda at the
+ * current parameters, without stepping anything. */
+int til_tilm_meta_grad(til_method *m, const til_batch *b, float *gL, til_err *e);
+/* For tests: the method's current pieces (read-only views). */
+typedef struct til_tilm_view {
+    const til_wnet *net;
+    const float *S;       /* states of the last step / meta_grad call */
+    const float *eta;     /* n_users x d */
+    const float *centers; /* K x d when the Multi-Interest state is active, else NULL */
+    const uint32_t *memb; /* n_items, or NULL (til-ui) */
+    const float *T;       /* n_items x K (til-mi), or NULL */
+    int K, clustered;
+    double beta;
+} til_tilm_view;
+void til_tilm_inspect(const til_method *m, til_tilm_view *v);
 
 /* The generic representation-space meta-gradient, for any backbone with a jvp
  * op (til_backbone.h). bb: prepared for nothing in particular; its rows of in

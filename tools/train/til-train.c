@@ -54,7 +54,7 @@ static void usage(FILE *f)
             "  --gamma X             weight of the clustering loss KL(T||Q), til-mi (0.1)\n"
             "  --pretrain-epochs N   epochs with the Uni-Interest state before clustering starts (500)\n"
             "  --cluster-update N    steps between refreshes of T and memberships / k-means centers (10)\n"
-            "  --eta-update N        steps between refreshes of eta_u for all users (10)\n"
+            "  --eta-update N        steps between refreshes of eta_u for all users (50)\n"
             "  --kmeans-iter N       til-mik: warm-started Lloyd iterations per refresh (3)\n"
             "  --virtual-lr X        look-ahead step beta (default: --lr)\n"
             "  --meta-lr X           Adam learning rate of the weight network (1e-3)\n"
