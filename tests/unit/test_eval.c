@@ -8,6 +8,7 @@
 
 #include "til_eval.h"
 #include "til_rng.h"
+#include "til_stats.h"
 #include "unit.h"
 
 /* ---- reference: full sort of the candidates of each user ---- */
@@ -311,11 +312,73 @@ TEST(callback_scorer_nan_and_shape_errors)
     free_case(&c);
 }
 
+/* top-k recommendation against the reference full sort, exclusion applied */
+TEST(recommend_matches_reference)
+{
+    cas c;
+    make_case(&c, 21, 37, 29, 3, 1);
+    til_scorer s = til_scorer_dot(c.U, c.V, c.nu, c.ni, c.d);
+    uint32_t users[5] = {36, 0, 5, 5, 17};
+    enum { K = 40 };
+    uint32_t items[5 * K];
+    float scores[5 * K];
+    int cnt[5];
+    til_err e;
+    CHECK(til_recommend(&s, &c.tr, users, 5, K, 2, items, scores, cnt, &e) == 0, "%s", e.msg);
+    ref_c *rc = malloc(c.ni * sizeof *rc);
+    for (int x = 0; x < 5; x++) {
+        uint32_t u = users[x];
+        int n = 0;
+        for (uint32_t i = 0; i < c.ni; i++)
+            if (!has(&c.tr, u, i)) {
+                double sc = 0;
+                for (int k = 0; k < c.d; k++)
+                    sc += (double)c.U[u * c.d + k] * c.V[i * c.d + k];
+                rc[n++] = (ref_c){sc, i};
+            }
+        qsort(rc, n, sizeof *rc, ref_cmp);
+        CHECK(cnt[x] == (n < K ? n : K), "user %u: %d items, want %d", u, cnt[x], n);
+        for (int q = 0; q < cnt[x]; q++)
+            CHECK(items[x * K + q] == rc[q].id && scores[x * K + q] == rc[q].s, "user %u rank %d: %u, want %u", u,
+                  q + 1, items[x * K + q], rc[q].id);
+    }
+    CHECK(til_recommend(&s, NULL, users, 5, 3, 1, items, scores, cnt, &e) == 0 && cnt[0] == 3, "no exclusion");
+    users[0] = c.nu;
+    CHECK(til_recommend(&s, NULL, users, 5, 3, 1, items, scores, cnt, &e) == -1, "user out of range accepted");
+    free(rc);
+    free_case(&c);
+}
+
+TEST(t_distribution_and_paired_ttest)
+{
+    double got[] = {til_betainc(2, 3, 0.4), til_betainc(0.5, 0.5, 0.5), til_betainc(3, 2, 1), til_t_cdf(1, 1),
+                    til_t_cdf(2, 2), til_t_cdf(1, 3), til_t_cdf(2.228138851986274, 10),
+                    til_t_cdf(-2.228138851986274, 10), til_t_cdf(4.604094871350383, 4),
+                    til_t_cdf(2.042272456301238, 30), til_t_cdf(0, 7)};
+    /* exact: binomial sum 0.5248; symmetry; Student t closed forms for df 1, 2, 3;
+     * tabulated quantiles t(0.975, 10), t(0.995, 4), t(0.975, 30) */
+    double ref[] = {0.5248, 0.5, 1, 0.75, 0.9082482904638631, 0.8044988905221147, 0.975, 0.025, 0.995, 0.975, 0.5};
+    CHECK_CLOSE("t cdf", got, ref, sizeof ref / sizeof *ref, 1e-9, 1e-9);
+    double a[5] = {3, 4, 6, 4, 7}, b[5] = {2, 3, 4, 4, 5}, t;
+    /* d = 1 1 2 0 2: t = 1.2 / (sqrt(0.7) / sqrt 5); p from the df-4 closed form */
+    double p = til_ttest_paired(a, b, 5, &t);
+    double g2[] = {t, p}, r2[] = {3.2071349029490928, 0.03267792333680308};
+    CHECK_CLOSE("paired t", g2, r2, 2, 1e-12, 1e-9);
+    CHECK(til_ttest_paired(a, a, 5, &t) == 1 && t == 0, "identical samples: p 1");
+    CHECK(isnan(til_ttest_paired(a, b, 1, &t)), "n=1 gives NaN");
+    double m, sd;
+    til_mean_std(a, 5, &m, &sd);
+    double g3[] = {m, sd}, r3[] = {4.8, sqrt(2.7)};
+    CHECK_CLOSE("mean std", g3, r3, 2, 1e-12, 1e-12);
+}
+
 int main(void)
 {
     RUN(matches_bruteforce_reference);
     RUN(hand_computed);
     RUN(threads_and_blocks_do_not_change_results);
     RUN(callback_scorer_nan_and_shape_errors);
+    RUN(recommend_matches_reference);
+    RUN(t_distribution_and_paired_ttest);
     return unit_end();
 }

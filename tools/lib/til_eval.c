@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "til_model.h"
 #include "til_par.h"
 
 #ifdef TIL_HAVE_BLAS
@@ -39,6 +40,39 @@ til_scorer til_scorer_dot(const float *U, const float *V, uint32_t n_users, uint
     s.V = V;
     s.dim = dim;
     return s;
+}
+
+int til_scorer_from_model(const til_model *m, const char *file, til_scorer *s, til_err *e)
+{
+    const char *kind = til_model_get(m, "kind");
+    if (!kind || strcmp(kind, "model") != 0)
+        return til_seterr(e, "%s: not a model file (kind = %s; checkpoints are evaluated after export)", file,
+                          kind ? kind : "missing");
+    const char *sc = til_model_get(m, "scorer");
+    if (sc && strcmp(sc, "dot") != 0)
+        return til_seterr(e, "%s: scorer '%s' is not supported by this build (only 'dot')", file, sc);
+    uint64_t nu, ni, d;
+    if (til_model_get_u64(m, "n_users", &nu, e) || til_model_get_u64(m, "n_items", &ni, e) ||
+        til_model_get_u64(m, "dim", &d, e))
+        return til_errctx(e, "%s", file);
+    if (nu > UINT32_MAX || ni > UINT32_MAX || d < 1 || d > 1000000)
+        return til_seterr(e, "%s: n_users %llu, n_items %llu, dim %llu out of range", file, (unsigned long long)nu,
+                          (unsigned long long)ni, (unsigned long long)d);
+    const til_tensor *U = til_model_need(m, "user", TIL_F32, nu, d, file, e);
+    const til_tensor *V = U ? til_model_need(m, "item", TIL_F32, ni, d, file, e) : NULL;
+    if (!U || !V)
+        return -1;
+    *s = til_scorer_dot(U->data, V->data, (uint32_t)nu, (uint32_t)ni, (int)d);
+    return 0;
+}
+
+int til_scorer_check_data(const til_scorer *s, const char *mname, const til_inter *t, const char *dname,
+                          til_err *e)
+{
+    if (t->n_users != s->n_users || t->n_items != s->n_items)
+        return til_seterr(e, "%s has %u users x %u items but model %s has %u x %u: not from the same dataset",
+                          dname, t->n_users, t->n_items, mname, s->n_users, s->n_items);
+    return 0;
 }
 
 int til_scorer_block(const til_scorer *s, const uint32_t *users, int n, float *ubuf, float *out, til_err *e)
@@ -122,47 +156,82 @@ static inline int excluded(const til_inter *tr, const til_inter *ex, uint32_t u,
     return til_inter_has(tr, u, i) || (ex && til_inter_has(ex, u, i));
 }
 
-/* Top-m candidates of one score row into h, best first; returns their count. */
-static int select_top(const float *r, uint32_t n, uint32_t u, const til_inter *tr, const til_inter *ex, int m,
-                      cand *h)
+static inline int better_than(float s, uint32_t i, float st, uint32_t t) { return s > st || (s == st && i < t); }
+
+/* One pass over a score row (the row is read once from memory):
+ *   - the top-m candidates into h, best first (returns their count);
+ *   - *better = #{i : s_i > st or (s_i == st and i < t)} over ALL items
+ *     (excluded ones too: the caller subtracts them); st NaN counts nothing;
+ *   - *nan = number of NaN scores.
+ * Chunks of 256, then 16, are compared in vector registers; a chunk is looked
+ * at item by item only while the heap fills or when one of its scores beats
+ * the worst. */
+typedef struct {
+    uint32_t u;
+    const til_inter *tr, *ex;
+    cand *h;
+    int hn, m;
+    float thr;
+} sel;
+
+static inline void consider(sel *q, float s, uint32_t i)
 {
-    int hn = 0;
+    if (q->hn < q->m) {
+        if (excluded(q->tr, q->ex, q->u, i))
+            return;
+        q->h[q->hn] = (cand){s, i};
+        sift_up(q->h, q->hn++);
+        if (q->hn == q->m)
+            q->thr = q->h[0].s;
+    } else if (s > q->thr && !excluded(q->tr, q->ex, q->u, i)) {
+        q->h[0] = (cand){s, i};
+        sift_down(q->h, q->hn, 0);
+        q->thr = q->h[0].s;
+    }
+}
+
+static int scan_row(const float *r, uint32_t n, uint32_t u, const til_inter *tr, const til_inter *ex, int m,
+                    cand *h, float st, uint32_t t, uint64_t *better, uint64_t *nan)
+{
+    sel q = {u, tr, ex, h, 0, m, -INFINITY};
+    uint64_t gt = 0, eq = 0, nn = 0;
     uint32_t i = 0;
-    for (; i < n && hn < m; i++)
-        if (!excluded(tr, ex, u, i)) {
-            h[hn] = (cand){r[i], i};
-            sift_up(h, hn++);
+    /* 256 items at a time: counts and "any above the worst" in vector
+     * accumulators (one horizontal reduction per 256), then 16 at a time */
+    for (; i + 256 <= n; i += 256) {
+        const float *c = r + i;
+        int above = 0, g = 0, e = 0, z = 0;
+        for (int j = 0; j < 256; j++) {
+            above |= c[j] > q.thr;
+            g += c[j] > st;
+            e += c[j] == st;
+            z += c[j] != c[j];
         }
-    if (hn == m && m > 0) {
-        float thr = h[0].s;
-        for (; i < n && (i & 15); i++)
-            if (r[i] > thr && !excluded(tr, ex, u, i)) {
-                h[0] = (cand){r[i], i};
-                sift_down(h, hn, 0);
-                thr = h[0].s;
-            }
-        for (; i + 16 <= n; i += 16) {
-            const float *c = r + i;
-            int above = 0;
-            for (int j = 0; j < 16; j++)
-                above |= c[j] > thr;
-            if (!above)
-                continue;
-            for (uint32_t j = 0; j < 16; j++)
-                if (c[j] > thr && !excluded(tr, ex, u, i + j)) {
-                    h[0] = (cand){c[j], i + j};
-                    sift_down(h, hn, 0);
-                    thr = h[0].s;
-                }
-        }
-        for (; i < n; i++)
-            if (r[i] > thr && !excluded(tr, ex, u, i)) {
-                h[0] = (cand){r[i], i};
-                sift_down(h, hn, 0);
-                thr = h[0].s;
+        gt += g;
+        nn += z;
+        if (e)
+            for (uint32_t j = 0; j < 256; j++)
+                eq += c[j] == st && i + j < t;
+        if (q.hn < m || above)
+            for (uint32_t j0 = 0; j0 < 256; j0 += 16) {
+                int a = 0;
+                for (int j = 0; j < 16; j++)
+                    a |= c[j0 + j] > q.thr;
+                if (a || q.hn < m)
+                    for (uint32_t j = j0; j < j0 + 16; j++)
+                        consider(&q, c[j], i + j);
             }
     }
+    for (; i < n; i++) {
+        gt += r[i] > st;
+        eq += r[i] == st && i < t;
+        nn += r[i] != r[i];
+        consider(&q, r[i], i);
+    }
+    *better = gt + eq;
+    *nan = nn;
     /* heap -> best first (m is small: insertion sort) */
+    int hn = q.hn;
     for (int a = 1; a < hn; a++) {
         cand x = h[a];
         int b = a;
@@ -175,47 +244,6 @@ static int select_top(const float *r, uint32_t n, uint32_t u, const til_inter *t
     return hn;
 }
 
-/* #{i : s_i > st or (s_i == st and i < t)} over the whole row; *nan = #NaN. */
-static uint64_t count_better(const float *r, uint32_t n, float st, uint32_t t, uint64_t *nan)
-{
-    uint64_t cnt = 0, nn = 0;
-    uint32_t i = 0;
-    for (; i + 16 <= t; i += 16) {
-        int c = 0, q = 0;
-        for (int j = 0; j < 16; j++) {
-            c += r[i + j] >= st;
-            q += r[i + j] != r[i + j];
-        }
-        cnt += c;
-        nn += q;
-    }
-    for (; i < t; i++) {
-        cnt += r[i] >= st;
-        nn += r[i] != r[i];
-    }
-    for (; i < n && (i & 15); i++) {
-        cnt += r[i] > st;
-        nn += r[i] != r[i];
-    }
-    for (; i + 16 <= n; i += 16) {
-        int c = 0, q = 0;
-        for (int j = 0; j < 16; j++) {
-            c += r[i + j] > st;
-            q += r[i + j] != r[i + j];
-        }
-        cnt += c;
-        nn += q;
-    }
-    for (; i < n; i++) {
-        cnt += r[i] > st;
-        nn += r[i] != r[i];
-    }
-    *nan = nn;
-    return cnt;
-}
-
-static inline int better_than(float s, uint32_t i, float st, uint32_t t) { return s > st || (s == st && i < t); }
-
 typedef struct {
     const til_scorer *s;
     const til_inter *train, *excl, *test;
@@ -223,6 +251,11 @@ typedef struct {
     const uint32_t *users; /* evaluated users, ascending */
     uint64_t n_eval;
     int B, maxk, n_k, stride;
+    int score_only; /* benchmark floor: score the blocks, select nothing */
+    /* til_recommend: top-k items and scores per listed user (n_eval x maxk) */
+    uint32_t *rec_items;
+    float *rec_scores;
+    int *rec_n;
     const double *idcg; /* idcg[n] = sum_{r=1..n} 1/log2(r+1), n <= maxk */
     double *vals;       /* n_eval x stride */
     int *rc;            /* per part */
@@ -234,7 +267,25 @@ static int eval_row(const run_ctx *c, uint32_t u, const float *row, cand *h, dou
 {
     const uint32_t n = c->s->n_items;
     const til_inter *tr = c->train, *ex = c->excl, *te = c->test;
-    int hn = select_top(row, n, u, tr, ex, c->maxk, h);
+    /* best candidate test item t (score st): its rank gives the MRR */
+    int have = 0;
+    float st = NAN;
+    uint32_t t = 0;
+    for (uint64_t p = te->indptr[u]; p < te->indptr[u + 1]; p++) {
+        uint32_t i = te->items[p];
+        if (excluded(tr, ex, u, i))
+            continue;
+        if (!have || better_than(row[i], i, st, t)) {
+            st = row[i];
+            t = i;
+            have = 1;
+        }
+    }
+    uint64_t better, nan;
+    int hn = scan_row(row, n, u, tr, ex, c->maxk, h, st, t, &better, &nan);
+    if (nan)
+        return til_seterr(e, "scores of user %u contain %llu NaN values (diverged model?)", u,
+                          (unsigned long long)nan);
     uint64_t nt = til_inter_deg(te, u);
     /* hits by rank, then the metrics per cutoff */
     int hits = 0, r = 0;
@@ -251,41 +302,19 @@ static int eval_row(const run_ctx *c, uint32_t u, const float *row, cand *h, dou
         v[2 * c->n_k + q] = (double)hits / k;
         v[3 * c->n_k + q] = hits > 0;
     }
-    /* best candidate test item */
-    int have = 0;
-    float st = 0;
-    uint32_t t = 0;
-    for (uint64_t p = te->indptr[u]; p < te->indptr[u + 1]; p++) {
-        uint32_t i = te->items[p];
-        if (excluded(tr, ex, u, i))
-            continue;
-        if (!have || better_than(row[i], i, st, t)) {
-            st = row[i];
-            t = i;
-            have = 1;
-        }
-    }
-    uint64_t nan = 0;
     double mrr = 0;
     if (have) {
-        uint64_t cnt = count_better(row, n, st, t, &nan);
         /* remove excluded items counted as better (train, then exclude-only) */
         for (uint64_t p = tr->indptr[u]; p < tr->indptr[u + 1]; p++)
-            cnt -= better_than(row[tr->items[p]], tr->items[p], st, t);
+            better -= better_than(row[tr->items[p]], tr->items[p], st, t);
         if (ex)
             for (uint64_t p = ex->indptr[u]; p < ex->indptr[u + 1]; p++) {
                 uint32_t i = ex->items[p];
                 if (!til_inter_has(tr, u, i))
-                    cnt -= better_than(row[i], i, st, t);
+                    better -= better_than(row[i], i, st, t);
             }
-        mrr = 1.0 / (double)(cnt + 1);
-    } else {
-        for (uint32_t i = 0; i < n; i++)
-            nan += row[i] != row[i];
+        mrr = 1.0 / (double)(better + 1);
     }
-    if (nan)
-        return til_seterr(e, "scores of user %u contain %llu NaN values (diverged model?)", u,
-                          (unsigned long long)nan);
     v[4 * c->n_k] = mrr;
     return 0;
 }
@@ -313,6 +342,27 @@ static void run_part(void *vctx, int part, uint64_t lo, uint64_t hi)
             c->rc[part] = -1;
             goto out;
         }
+        if (c->score_only)
+            continue;
+        if (c->rec_items) {
+            for (int r = 0; r < n; r++) {
+                uint64_t x = u0 + r, better, nan;
+                int hn = scan_row(buf + (size_t)r * ni, (uint32_t)ni, c->users[x], c->train, c->excl, c->maxk, h,
+                                  NAN, 0, &better, &nan);
+                if (nan) {
+                    til_seterr(e, "scores of user %u contain %llu NaN values (diverged model?)", c->users[x],
+                               (unsigned long long)nan);
+                    c->rc[part] = -1;
+                    goto out;
+                }
+                c->rec_n[x] = hn;
+                for (int q = 0; q < hn; q++) {
+                    c->rec_items[x * c->maxk + q] = h[q].id;
+                    c->rec_scores[x * c->maxk + q] = h[q].s;
+                }
+            }
+            continue;
+        }
         for (int r = 0; r < n; r++)
             if (eval_row(c, c->users[u0 + r], buf + (size_t)r * ni, h, c->vals + (u0 + r) * c->stride, e)) {
                 c->rc[part] = -1;
@@ -333,8 +383,9 @@ static int check_shape(const til_scorer *s, const til_inter *t, const char *what
     return 0;
 }
 
-int til_eval_run(const til_scorer *s, const til_inter *train, const til_inter *exclude, const til_inter *test,
-                 const til_eval_opts *o, til_eval_result *res, til_eval_per_user *per_user, til_err *e)
+static int eval_core(const til_scorer *s, const til_inter *train, const til_inter *exclude, const til_inter *test,
+                     const til_eval_opts *o, til_eval_result *res, til_eval_per_user *per_user, int score_only,
+                     til_err *e)
 {
     if (o->n_k < 1 || o->n_k > TIL_EVAL_MAXK)
         return til_seterr(e, "eval: %d cutoffs (want 1..%d)", o->n_k, TIL_EVAL_MAXK);
@@ -369,6 +420,7 @@ int til_eval_run(const til_scorer *s, const til_inter *train, const til_inter *e
     c.n_k = o->n_k;
     c.stride = 4 * o->n_k + 1;
     c.B = til_eval_block_size(s, o);
+    c.score_only = score_only;
     int parts = TIL_MIN(o->threads, 256);
     int rc = -1;
     uint32_t *users = til_malloc(s->n_users ? s->n_users : 1, sizeof *users, e);
@@ -404,6 +456,10 @@ int til_eval_run(const til_scorer *s, const til_inter *train, const til_inter *e
             goto out;
         }
 
+    if (score_only) {
+        rc = 0;
+        goto out;
+    }
     /* averages: sums in user order */
     for (uint64_t x = 0; x < c.n_eval; x++) {
         const double *v = c.vals + x * c.stride;
@@ -458,6 +514,83 @@ out:
     free(users);
     free(idcg);
     free(c.vals);
+    free(c.rc);
+    free(c.err);
+    return rc;
+}
+
+int til_eval_run(const til_scorer *s, const til_inter *train, const til_inter *exclude, const til_inter *test,
+                 const til_eval_opts *o, til_eval_result *res, til_eval_per_user *per_user, til_err *e)
+{
+    return eval_core(s, train, exclude, test, o, res, per_user, 0, e);
+}
+
+int til_eval_score_only(const til_scorer *s, const til_inter *train, const til_inter *test, const til_eval_opts *o,
+                        til_err *e)
+{
+    til_eval_result res;
+    return eval_core(s, train, NULL, test, o, &res, NULL, 1, e);
+}
+
+int til_recommend(const til_scorer *s, const til_inter *exclude, const uint32_t *users, uint64_t n, int k,
+                  int threads, uint32_t *items, float *scores, int *counts, til_err *e)
+{
+    if (k < 1 || threads < 1)
+        return til_seterr(e, "recommend: k %d, threads %d (want >= 1)", k, threads);
+    if (exclude && (exclude->n_users != s->n_users || exclude->n_items != s->n_items))
+        return til_seterr(e, "recommend: excluded data has %u users x %u items but the model has %u x %u",
+                          exclude->n_users, exclude->n_items, s->n_users, s->n_items);
+    for (uint64_t x = 0; x < n; x++)
+        if (users[x] >= s->n_users)
+            return til_seterr(e, "recommend: user %u out of range (model has %u users)", users[x], s->n_users);
+    til_inter none = {0}; /* exclude NULL: an empty set, indptr all 0 */
+    uint32_t zero[1] = {0};
+    til_eval_opts o = {.ks = {k}, .n_k = 1, .threads = threads, .block = 0};
+    run_ctx c;
+    memset(&c, 0, sizeof c);
+    c.s = s;
+    c.o = &o;
+    c.maxk = k;
+    c.users = users;
+    c.n_eval = n;
+    c.B = til_eval_block_size(s, &o);
+    c.rec_items = items;
+    c.rec_scores = scores;
+    c.rec_n = counts;
+    int parts = TIL_MIN(threads, 256), rc = -1;
+    uint64_t *indptr = NULL;
+    if (!exclude) {
+        indptr = til_calloc((size_t)s->n_users + 1, sizeof *indptr, e);
+        if (!indptr)
+            return -1;
+        none.n_users = s->n_users;
+        none.n_items = s->n_items;
+        none.indptr = indptr;
+        none.items = zero;
+        exclude = &none;
+    }
+    c.train = exclude;
+    c.rc = til_calloc((size_t)parts, sizeof *c.rc, e);
+    c.err = til_calloc((size_t)parts, sizeof *c.err, e);
+    if (!c.rc || !c.err)
+        goto out;
+#ifdef TIL_HAVE_BLAS
+    int blas_threads = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+#endif
+    til_par_for(parts, (n + c.B - 1) / c.B, run_part, &c);
+#ifdef TIL_HAVE_BLAS
+    openblas_set_num_threads(blas_threads);
+#endif
+    rc = 0;
+    for (int p = 0; p < parts; p++)
+        if (c.rc[p]) {
+            memcpy(e, &c.err[p], sizeof *e);
+            rc = -1;
+            break;
+        }
+out:
+    free(indptr);
     free(c.rc);
     free(c.err);
     return rc;

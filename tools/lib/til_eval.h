@@ -70,10 +70,32 @@ int til_eval_run(const til_scorer *s, const til_inter *train, const til_inter *e
                  const til_eval_opts *o, til_eval_result *res, til_eval_per_user *per_user, til_err *e);
 void til_eval_per_user_free(til_eval_per_user *p);
 
+/* Top-k recommendation: for users[0..n) (any ids, any order), the k best items
+ * not in exclude (may be NULL), best first, ties to the lower id, into
+ * items/scores (n x k, row x for users[x]) and counts[x] (< k when the user
+ * has fewer candidates). Same blocking and threading as til_eval_run. */
+int til_recommend(const til_scorer *s, const til_inter *exclude, const uint32_t *users, uint64_t n, int k,
+                  int threads, uint32_t *items, float *scores, int *counts, til_err *e);
+
+/* A scorer for a model file's contents (docs/FORMATS.md): checks kind=model,
+ * meta n_users/n_items/dim against tensors "user" and "item" (f32). Meta
+ * "scorer" absent or "dot" gives the dot-product scorer (pointing into m, which
+ * must outlive it); other scorers (NeuMF) plug in here. file names m in errors. */
+struct til_model;
+int til_scorer_from_model(const struct til_model *m, const char *file, til_scorer *s, til_err *e);
+/* Checks that data (name dname) has the scorer's n_users x n_items; the
+ * message names both files. */
+int til_scorer_check_data(const til_scorer *s, const char *mname, const til_inter *t, const char *dname,
+                          til_err *e);
+
 /* Scores users[0..n) into out (n x n_items): the scorer's own function, or for
  * a dot-product scorer sgemm over U rows gathered into ubuf (n x dim floats).
  * Exposed for til-eval --bench-sgemm-only (the arithmetic floor). */
 int til_scorer_block(const til_scorer *s, const uint32_t *users, int n, float *ubuf, float *out, til_err *e);
+/* The arithmetic floor of til_eval_run: scores exactly the same blocks on the
+ * same threads and discards them (no masking, selection or metrics). */
+int til_eval_score_only(const til_scorer *s, const til_inter *train, const til_inter *test, const til_eval_opts *o,
+                        til_err *e);
 /* Users per scoring block that til_eval_run uses for these options (depends
  * on n_items and o->block only, never on the thread count). */
 int til_eval_block_size(const til_scorer *s, const til_eval_opts *o);
