@@ -49,7 +49,7 @@ static int fx_init(fx *f, const char *method, int generic)
     f->o.clusters = 3;
     f->o.gamma = 0.5;
     f->o.eta_update = 1;
-    f->o.generic_meta = generic;
+    f->o.meta_path = generic;
     f->c.method_opts = &f->o;
     if (til_inter_alloc(&f->tr, NU, NI, NU * PER, 0, &e))
         return -1;
@@ -182,7 +182,8 @@ static void fd_case(const char *method, int generic)
 
 TEST(meta_grad_fd_til_ui) { fd_case("til-ui", 0); }
 TEST(meta_grad_fd_til_mi) { fd_case("til-mi", 0); }
-TEST(meta_grad_fd_til_ui_generic) { fd_case("til-ui", 1); }
+TEST(meta_grad_fd_til_ui_generic) { fd_case("til-ui", TIL_META_PATH_GENERIC); }
+TEST(meta_grad_fd_til_mi_double) { fd_case("til-mi", TIL_META_PATH_DOUBLE); }
 
 /* the generic jvp path on MF equals til_meta's closed form, inner != outer batch */
 TEST(generic_equals_til_meta)
@@ -204,6 +205,43 @@ TEST(generic_equals_til_meta)
     CHECK_CLOSE_F("dw generic vs til_meta", dw_g, dw_m, NB, 1e-7, 1e-4);
     CHECK(fabs(jg - jm) <= 1e-6 * fabs(jm), "J_out %g vs %g", jg, jm);
     til_meta_ws_free(&ws);
+    fx_free(&f);
+}
+
+/* the float fast path equals til_meta_dw (double), with an extra inner term, inner != outer */
+static void extra_test(void *ctx, int table, uint32_t row, const float *theta, int d, double *g)
+{
+    (void)ctx;
+    if (table == TIL_META_ITEM && row % 2 == 0)
+        for (int c = 0; c < d; c++)
+            g[c] += 0.3 * theta[c] * theta[c];
+}
+
+TEST(fast_equals_til_meta)
+{
+    fx f;
+    til_err e;
+    CHECK(fx_init(&f, "bpr", 0) == 0, "setup");
+    til_batch in = {NB, f.trip.u, f.trip.i, f.trip.j}, out = {NB - 3, f.trip.u + 5, f.trip.i + 5, f.trip.j + 5};
+    float w[NB], dw_f[NB], dw_m[NB];
+    for (int k = 0; k < NB; k++)
+        w[k] = 0.9f - 0.1f * (float)k;
+    double jf, jm;
+    til_tilm_fast fa;
+    CHECK(til_tilm_fast_init(&fa, NU, NI, D, NB, &e) == 0, "fast ws");
+    const float *P = f.bb.param, *Q = f.bb.param + NU * D;
+    for (int rep = 0; rep < 2; rep++) /* the workspace is clean after a call */
+        CHECK(til_tilm_meta_dw_fast(&fa, P, Q, &in, w, &out, 0.3, f.c.reg, extra_test, NULL, dw_f, &jf, &e) == 0,
+              "fast");
+    til_meta_ws ws;
+    CHECK(til_meta_ws_init(&ws, NU, NI, D, &e) == 0, "ws");
+    til_meta_batch mi = {NB, in.u, in.i, in.j}, mo = {(int)out.n, out.u, out.i, out.j};
+    til_meta_opts o = {.beta = 0.3, .reg = f.c.reg, .extra = extra_test};
+    CHECK(til_meta_dw(&ws, P, Q, &mi, w, &mo, &o, dw_m, &jm, &e) == 0, "til_meta");
+    CHECK_CLOSE_F("dw fast vs til_meta", dw_f, dw_m, NB, 1e-7, 1e-4);
+    CHECK(fabs(jf - jm) <= 1e-5 * fabs(jm), "J_out %g vs %g", jf, jm);
+    til_meta_ws_free(&ws);
+    til_tilm_fast_free(&fa);
     fx_free(&f);
 }
 
@@ -261,6 +299,8 @@ int main(void)
     RUN(meta_grad_fd_til_ui);
     RUN(meta_grad_fd_til_mi);
     RUN(meta_grad_fd_til_ui_generic);
+    RUN(meta_grad_fd_til_mi_double);
+    RUN(fast_equals_til_meta);
     RUN(generic_equals_til_meta);
     RUN(cluster_loss_into_G);
     return unit_end();

@@ -9,6 +9,7 @@
 #include "til_adam.h"
 #include "til_cluster.h"
 #include "til_io.h"
+#include "til_loss.h"
 #include "til_meta.h"
 #include "til_rng.h"
 #include "til_sampler.h"
@@ -28,6 +29,8 @@ void til_tilm_defaults(til_tilm_opts *o)
     o->kmeans_iter = 3;
     o->meta_lr = 1e-3;
 }
+
+const char *const til_tilm_meta_path_names[3] = {"auto", "generic", "double"};
 
 int til_tilm_variant(const char *name)
 {
@@ -89,6 +92,7 @@ typedef struct tilm {
     tadam lam;
     float *gL;       /* n_params */
     til_meta_ws ws;
+    til_tilm_fast fast;
     float *S;        /* B x 2d states */
     float *w;        /* B weights of the step */
     float *dw;       /* B */
@@ -120,6 +124,7 @@ static void tilm_free(til_method *m)
     til_wnet_free(&t->net);
     til_wnet_cache_free(&t->wc);
     til_meta_ws_free(&t->ws);
+    til_tilm_fast_free(&t->fast);
     free(t->lam.m);
     free(t->phi.m);
     void *p[] = {t->gL, t->S, t->w, t->dw, t->eta, t->centers, t->gC, t->memb, t->T, t->Qm, t->bitems,
@@ -235,7 +240,7 @@ static int meta_grad(til_method *m, const til_batch *b, float *gL, til_err *e)
     }
     memset(gL, 0, t->net.n_params * sizeof *gL);
     double jout = 0;
-    if (t->o.generic_meta || strcmp(bb->ops->name, "mf")) {
+    if (t->o.meta_path == TIL_META_PATH_GENERIC || strcmp(bb->ops->name, "mf")) {
         /* w as it enters J_in, then dJ/dw_raw, then the network's backward */
         float *wu = t->dw + 0; /* reuse: dw receives the gradient afterwards */
         if (t->o.weight_norm)
@@ -247,6 +252,19 @@ static int meta_grad(til_method *m, const til_batch *b, float *gL, til_err *e)
         if (bb->ops->forward(bb, NULL, c->threads, e))
             return -1;
         if (til_tilm_meta_generic(bb, b, wj, &out, c->reg, t->beta, NULL, c->threads, m->env.sb, t->dw, &jout, e))
+            return -1;
+        if (t->o.weight_norm)
+            til_wnorm_backward(t->wc.w, n, t->dw, t->dw);
+        til_wnet_backward(&t->net, &t->wc, t->S, n, t->dw, gL);
+    } else if (t->o.meta_path == TIL_META_PATH_AUTO) {
+        /* MF, float fast path (tested against til_meta_dw) */
+        float *wu = t->Xc; /* scratch B floats */
+        if (t->o.weight_norm)
+            til_wnorm_forward(t->wc.w, n, wu);
+        else
+            memcpy(wu, t->wc.w, (size_t)n * sizeof *wu);
+        if (til_tilm_meta_dw_fast(&t->fast, bb->U, bb->V, b, wu, &out, t->beta, c->reg,
+                                  cluster_loss_on(t) ? dec_extra : NULL, t, t->dw, &jout, e))
             return -1;
         if (t->o.weight_norm)
             til_wnorm_backward(t->wc.w, n, t->dw, t->dw);
@@ -389,7 +407,7 @@ static int tilm_put_meta(til_method *m, til_model *md, til_err *e)
                    til_model_setf(md, e, "til_hidden", "%d", t->net.hidden) ||
                    til_model_set(md, "til_meta_batch", o->meta_fresh ? "fresh" : "same", e) ||
                    til_model_set(md, "til_weight_norm", o->weight_norm ? "batch" : "none", e) ||
-                   til_model_set(md, "til_meta_path", o->generic_meta ? "generic" : "auto", e) ||
+                   til_model_set(md, "til_meta_path", til_tilm_meta_path_names[o->meta_path], e) ||
                    til_model_set(md, "til_state", t->variant == TIL_TILM_UI ? "uni-interest" : "multi-interest", e)
                ? -1
                : 0;
@@ -590,6 +608,8 @@ int til_tilm_create(til_method *m, int variant, const til_tilm_opts *o, til_err 
     t->K = o->clusters;
     t->B = c->batch;
     t->beta = o->virtual_lr > 0 ? o->virtual_lr : c->lr;
+    if (c->dim > 512 && t->o.meta_path == TIL_META_PATH_AUTO)
+        t->o.meta_path = TIL_META_PATH_DOUBLE; /* the fast path keeps rows on the stack */
     if (!bb->ops->jvp)
         return til_seterr(e, "backbone %s has no jvp: TIL methods need it", bb->ops->name);
     if (o->cluster_update < 1 || o->eta_update < 1 || o->kmeans_iter < 1 || o->meta_lr <= 0 || o->tau <= 0)
@@ -605,6 +625,7 @@ int til_tilm_create(til_method *m, int variant, const til_tilm_opts *o, til_err 
     uint64_t d = (uint64_t)c->dim, B = t->B, nu = bb->n_users, ni = bb->n_items, K = (uint64_t)t->K;
     if (til_wnet_init(&t->net, 2 * c->dim, hidden, c->seed, e) || til_wnet_cache_init(&t->wc, &t->net, (int)B, e) ||
         til_meta_ws_init(&t->ws, bb->n_users, bb->n_items, c->dim, e) ||
+        til_tilm_fast_init(&t->fast, bb->n_users, bb->n_items, c->dim, B, e) ||
         tadam_init(&t->lam, t->net.params, t->net.n_params, o->meta_lr, c->b1, c->b2, c->eps, e))
         return -1;
     if (!(t->gL = til_malloc(t->net.n_params, sizeof(float), e)) || !(t->S = til_malloc(B * 2 * d, sizeof(float), e)) ||
@@ -626,6 +647,136 @@ int til_tilm_create(til_method *m, int variant, const til_tilm_opts *o, til_err 
             tadam_init(&t->phi, t->centers, K * d, c->lr, c->b1, c->b2, c->eps, e))
             return -1;
     }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ MF fast path */
+
+int til_tilm_fast_init(til_tilm_fast *f, uint32_t n_users, uint32_t n_items, int d, uint64_t batch, til_err *e)
+{
+    memset(f, 0, sizeof *f);
+    f->n_users = n_users;
+    f->d = d;
+    uint64_t np = (uint64_t)n_users + n_items, cap = 3 * batch;
+    f->cap = cap;
+    if (!(f->slot = til_malloc(np, sizeof *f->slot, e)) || !(f->rows = til_malloc(cap, sizeof *f->rows, e)) ||
+        !(f->th = til_aligned_calloc(2 * cap * (uint64_t)d, sizeof(float), e)) ||
+        !(f->sp = til_malloc(batch, sizeof *f->sp, e))) {
+        til_tilm_fast_free(f);
+        return -1;
+    }
+    f->G = f->th + cap * (uint64_t)d;
+    for (uint64_t r = 0; r < np; r++)
+        f->slot[r] = -1;
+    return 0;
+}
+
+void til_tilm_fast_free(til_tilm_fast *f)
+{
+    free(f->slot);
+    free(f->rows);
+    free(f->th);
+    free(f->sp);
+    memset(f, 0, sizeof *f);
+}
+
+int til_tilm_meta_dw_fast(til_tilm_fast *f, const float *P, const float *Q, const til_batch *in, const float *w,
+                          const til_batch *out, double beta, double reg, til_meta_extra_fn extra, void *ctx,
+                          float *dw, double *j_out, til_err *e)
+{
+    const int d = f->d;
+    const uint32_t nu = f->n_users;
+    if (d > 512)
+        return til_seterr(e, "meta-gradient fast path: dim %d > 512", d);
+    if (out->n * 3 > f->cap || in->n * 3 > f->cap || in->n < 1 || out->n < 1)
+        return til_seterr(e, "meta-gradient: batch sizes %" PRIu64 "/%" PRIu64 " out of range", in->n, out->n);
+    /* 1. the outer batch's distinct rows (param numbering: users, then n_users + item) */
+    uint64_t ns = 0;
+    for (uint64_t k = 0; k < out->n; k++) {
+        uint32_t r3[3] = {out->u[k], nu + out->i[k], nu + out->j[k]};
+        for (int q = 0; q < 3; q++)
+            if (f->slot[r3[q]] < 0) {
+                f->slot[r3[q]] = (int32_t)ns;
+                f->rows[ns++] = r3[q];
+            }
+    }
+    float *restrict G = f->G, *restrict th = f->th;
+    memset(G, 0, ns * (size_t)d * sizeof *G);
+    /* 2. grad J_in on those rows: w s'/|B| (q_i - q_j | p_u | -p_u) + reg/|B| per use */
+    const float invn = (float)(1.0 / (double)in->n), rn = (float)(reg / (double)in->n);
+    for (uint64_t k = 0; k < in->n; k++) {
+        int32_t su = f->slot[in->u[k]], si = f->slot[nu + in->i[k]], sj = f->slot[nu + in->j[k]];
+        if ((su & si & sj) < 0)
+            continue;
+        const float *p = P + (uint64_t)in->u[k] * d, *qi = Q + (uint64_t)in->i[k] * d, *qj = Q + (uint64_t)in->j[k] * d;
+        float x = til_dot(p, qi, d) - til_dot(p, qj, d);
+        f->sp[k] = -til_sigmoid(-x); /* s'_k, reused in 4 */
+        float a = w[k] * f->sp[k] * invn;
+        if (su >= 0)
+            for (int c = 0; c < d; c++)
+                G[su * d + c] += a * (qi[c] - qj[c]) + rn * p[c];
+        if (si >= 0)
+            for (int c = 0; c < d; c++)
+                G[si * d + c] += a * p[c] + rn * qi[c];
+        if (sj >= 0)
+            for (int c = 0; c < d; c++)
+                G[sj * d + c] += -a * p[c] + rn * qj[c];
+    }
+    double gx[512];
+    for (uint64_t s = 0; s < ns; s++) {
+        uint32_t r = f->rows[s];
+        const float *src = r < nu ? P + (uint64_t)r * d : Q + (uint64_t)(r - nu) * d;
+        if (extra && r >= nu && d <= 512) {
+            memset(gx, 0, (size_t)d * sizeof *gx);
+            extra(ctx, TIL_META_ITEM, r - nu, src, d, gx);
+            for (int c = 0; c < d; c++)
+                G[s * d + c] += (float)gx[c];
+        }
+        /* Theta~ = Theta - beta grad J_in */
+        for (int c = 0; c < d; c++)
+            th[s * d + c] = src[c] - (float)beta * G[s * d + c];
+    }
+    /* 3. G = grad J_out(Theta~) */
+    memset(G, 0, ns * (size_t)d * sizeof *G);
+    double J = 0;
+    const float invm = (float)(1.0 / (double)out->n);
+    for (uint64_t k = 0; k < out->n; k++) {
+        int32_t su = f->slot[out->u[k]], si = f->slot[nu + out->i[k]], sj = f->slot[nu + out->j[k]];
+        const float *p = th + su * d, *qi = th + si * d, *qj = th + sj * d;
+        float x = til_dot(p, qi, d) - til_dot(p, qj, d);
+        J += til_softplus(-x);
+        float a = -til_sigmoid(-x) * invm;
+        for (int c = 0; c < d; c++) {
+            G[su * d + c] += a * (qi[c] - qj[c]);
+            G[si * d + c] += a * p[c];
+            G[sj * d + c] -= a * p[c];
+        }
+    }
+    if (j_out)
+        *j_out = J / (double)out->n;
+    /* 4. dJ_out/dw_k = -(beta/|B|) s'_k [G_u . (q_i - q_j) + (G_i - G_j) . p_u] */
+    float tmp[512];
+    for (uint64_t k = 0; k < in->n; k++) {
+        int32_t su = f->slot[in->u[k]], si = f->slot[nu + in->i[k]], sj = f->slot[nu + in->j[k]];
+        if ((su & si & sj) < 0) {
+            dw[k] = 0;
+            continue;
+        }
+        const float *p = P + (uint64_t)in->u[k] * d, *qi = Q + (uint64_t)in->i[k] * d, *qj = Q + (uint64_t)in->j[k] * d;
+        float acc = 0;
+        if (su >= 0) {
+            for (int c = 0; c < d; c++)
+                tmp[c] = qi[c] - qj[c];
+            acc += til_dot(G + su * d, tmp, d);
+        }
+        if (si >= 0)
+            acc += til_dot(G + si * d, p, d);
+        if (sj >= 0)
+            acc -= til_dot(G + sj * d, p, d);
+        dw[k] = (float)(-beta * invn) * f->sp[k] * acc;
+    }
+    for (uint64_t s = 0; s < ns; s++)
+        f->slot[f->rows[s]] = -1;
     return 0;
 }
 

@@ -1,7 +1,8 @@
 /* til-train: trains a recommender on an interaction file and writes the best
  * model (by validation Recall@K) as a model file (docs/FORMATS.md).
  *
- * Now: backbone mf, method bpr, optimizers adam (PyTorch dense semantics,
+ * Now: backbone mf, methods bpr and TIL's til-ui, til-mi, til-mik
+ * (tools/lib/til_tilm.h), optimizers adam (PyTorch dense semantics,
  * exact lazy), lazy-adam (SparseAdam) and adam-eager (the dense reference).
  * All the work is in tools/lib/til_train.c; this main parses, loads, reports. */
 #include <getopt.h>
@@ -61,7 +62,8 @@ static void usage(FILE *f)
             "  --meta-hidden N       hidden units of the weight network (default: --dim)\n"
             "  --meta-batch same|fresh  outer loss on the same batch or a fresh one (same)\n"
             "  --weight-norm none|batch weights divided by their batch mean (none)\n"
-            "  --meta-path auto|generic generic: the backbone-jvp meta-gradient even for mf (auto)\n"
+            "  --meta-path auto|generic|double  mf meta-gradient: float fast path (auto), the backbone-jvp\n"
+            "                        path (generic), til_meta's double closed form (double)\n"
             "  --dump-weights FILE   after training: TSV user pos neg weight of one more epoch's triplets\n"
             "  --dump-sample N       only the first N (random) triplets of that epoch (0: all)\n"
             "  --dump-clusters FILE  after training: TSV item cluster (til-mi, til-mik)\n"
@@ -199,15 +201,18 @@ int main(int argc, char **argv)
         case O_WNORM:
         case O_MPATH: {
             static const char *names[] = {"--meta-batch", "--weight-norm", "--meta-path"};
-            static const char *vals[][2] = {{"same", "fresh"}, {"none", "batch"}, {"auto", "generic"}};
-            int *dst[] = {&to.meta_fresh, &to.weight_norm, &to.generic_meta};
-            int k = ch == O_MBATCH ? 0 : ch == O_WNORM ? 1 : 2;
-            if (strcmp(optarg, vals[k][0]) && strcmp(optarg, vals[k][1])) {
-                til_warn("%s: '%s' is not %s or %s", names[k], optarg, vals[k][0], vals[k][1]);
+            static const char *vals[][3] = {{"same", "fresh", ""}, {"none", "batch", ""}, {"auto", "generic", "double"}};
+            int *dst[] = {&to.meta_fresh, &to.weight_norm, &to.meta_path};
+            int k = ch == O_MBATCH ? 0 : ch == O_WNORM ? 1 : 2, v = -1;
+            for (int q = 0; q < 3; q++)
+                if (vals[k][q][0] && !strcmp(optarg, vals[k][q]))
+                    v = q;
+            if (v < 0) {
+                til_warn("%s: '%s' is not one of %s %s %s", names[k], optarg, vals[k][0], vals[k][1], vals[k][2]);
                 usage(stderr);
                 return TIL_EXIT_USAGE;
             }
-            *dst[k] = !strcmp(optarg, vals[k][1]);
+            *dst[k] = v;
             break;
         }
         case O_DUMPW: to.dump_weights = optarg; break;
