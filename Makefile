@@ -88,4 +88,6 @@ clean:
 
 -include $(wildcard build/obj/*.d build/obj/tools/*.d build/asan/obj/*.d)
 
+include pipelines/data.mk
 include pipelines/til.mk
+include pipelines/figures.mk

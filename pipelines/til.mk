@@ -15,7 +15,8 @@
 #
 # Knobs: RAW_DIR (folder holding the raw files, laid out as ../shared/data), OUT,
 # GRID=full|small|demo, SEEDS=N (training seeds 1..N), EPOCHS, PATIENCE, EVAL_EVERY,
-# THREADS, SPLIT_SEED, NOISE_RATIO.
+# THREADS, SPLIT_SEED, NOISE_RATIO, TRAIN_EXTRA (flags for every til-train run) and
+# TRAIN_EXTRA_<method> (flags for one method, e.g. TRAIN_EXTRA_til-mi="--pretrain-epochs 50").
 
 RAW_DIR    ?= data/raw
 OUT        ?= out
@@ -73,7 +74,7 @@ noise_of = $(word 2,$(subst +, ,$1))
 TOOLS_DATA := bin/til-preprocess bin/til-split bin/til-noise
 
 .SECONDEXPANSION:
-.PRECIOUS: $(OUT)/%.til $(OUT)/%.model $(OUT)/%.tsv $(OUT)/%.results $(OUT)/%.raw.tsv
+.SECONDARY:
 
 # ---- data stages ----
 $(OUT)/demo/raw.tsv: bin/til-synth
@@ -83,7 +84,7 @@ $(OUT)/demo/raw.tsv: bin/til-synth
 $(OUT)/%/all.til: $$(call raw_of,$$*) bin/til-preprocess
 	@mkdir -p $(@D)
 	bin/til-preprocess $(PREP_$*) --user-map $(@D)/users.map --item-map $(@D)/items.map \
-	    --low-ratings $(@D)/low.til -o $@ $< 2> $(@D)/preprocess.log || { cat $(@D)/preprocess.log >&2; exit 1; }
+	    $(if $(findstring --min-rating,$(PREP_$*)),--low-ratings $(@D)/low.til) -o $@ $< 2> $(@D)/preprocess.log || { cat $(@D)/preprocess.log >&2; exit 1; }
 	@tail -n 3 $(@D)/preprocess.log >&2
 
 $(OUT)/%/split/train.til $(OUT)/%/split/valid.til $(OUT)/%/split/test.til: $(OUT)/%/all.til bin/til-split
@@ -94,7 +95,7 @@ $(OUT)/%/split/train.til $(OUT)/%/split/valid.til $(OUT)/%/split/test.til: $(OUT
 $(OUT)/%/noisy/train.til: $$(OUT)/$$(call clean_of,$$*)/split/train.til $$(OUT)/$$(call clean_of,$$*)/split/valid.til $$(OUT)/$$(call clean_of,$$*)/split/test.til bin/til-noise
 	@mkdir -p $(@D)
 	bin/til-noise --mode $(subst noisy-,,$(subst noisy-posneg,pos+neg,$(call noise_of,$*))) --ratio $(NOISE_RATIO) \
-	    --seed $(SPLIT_SEED) --exclude $(word 2,$^) $(word 3,$^) --injected $(@D)/injected.til --removed $(@D)/removed.til -o $@ $<
+	    --seed $(SPLIT_SEED) --exclude $(word 2,$^) --exclude $(word 3,$^) --injected $(@D)/injected.til --removed $(@D)/removed.til -o $@ $<
 
 train_of = $(if $(call noise_of,$1),$(OUT)/$1/noisy/train.til,$(OUT)/$1/split/train.til)
 valid_of = $(OUT)/$(call clean_of,$1)/split/valid.til
@@ -112,7 +113,7 @@ $(OUT)/%.model: $$(call train_of,$$(call path_ds,$$*)) $$(call valid_of,$$(call 
 	bin/til-train --train $(word 1,$^) --valid $(word 2,$^) --backbone $(call path_bb,$*) \
 	    --method $(call path_method,$*) $$(pipelines/cfgflags.sh $(call path_cfg,$*)) \
 	    --seed $(call path_seed,$*) --epochs $(EPOCHS) --patience $(PATIENCE) --eval-every $(EVAL_EVERY) \
-	    --threads $(THREADS) --log $(OUT)/$*.log $(TRAIN_EXTRA) --out $@
+	    --threads $(THREADS) --log $(OUT)/$*.log $(TRAIN_EXTRA) $(TRAIN_EXTRA_$(call path_method,$*)) --out $@
 
 $(OUT)/%.valid.tsv: $(OUT)/%.model bin/til-eval
 	bin/til-eval --model $< --train $(call train_of,$(call path_ds,$*)) --test $(call valid_of,$(call path_ds,$*)) \
@@ -141,4 +142,5 @@ user_res2 = $(if $(word 2,$2),$(OUT)/$1/$(word 1,$2).$(word 2,$2).results,$(OUT)
 
 %.results: $$(call user_res,$$*)
 	@echo "# $@ ($<)"
-	@column -t -s '	' $< 2>/dev/null || cat $<
+	@grep '^#' $< || true
+	@grep -v '^#' $< | column -t -s '	' 2>/dev/null || grep -v '^#' $<

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "til_eval.h"
+#include "til_scorers.h"
 #include "til_inter.h"
 #include "til_io.h"
 #include "til_model.h"
@@ -269,7 +270,7 @@ int main(int argc, char **argv)
     til_inter tr = {0}, va = {0}, te = {0};
     til_eval_per_user pu;
     memset(&pu, 0, sizeof pu);
-    til_scorer s;
+    til_scorer s = {0};
     til_eval_result res;
     int rc = -1;
     const char *mname = strcmp(model, "-") ? model : "stdin";
@@ -311,6 +312,7 @@ out:
     if (rc)
         til_report(&e);
     til_eval_per_user_free(&pu);
+    til_scorer_release(&s);
     til_model_free(&m);
     til_inter_free(&tr);
     til_inter_free(&va);

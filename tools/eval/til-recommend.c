@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "til_eval.h"
+#include "til_scorers.h"
 #include "til_inter.h"
 #include "til_io.h"
 #include "til_model.h"
@@ -259,7 +260,7 @@ int main(int argc, char **argv)
     til_inter in[MAX_EX + 1], all = {0};
     memset(in, 0, sizeof in);
     idmap um = {0}, im = {0};
-    til_scorer s;
+    til_scorer s = {0};
     uint32_t *users = NULL, *items = NULL;
     float *scores = NULL;
     int *counts = NULL;
@@ -311,6 +312,7 @@ out:
         til_report(&e);
     if (w)
         til_wr_abort(&w);
+    til_scorer_release(&s);
     til_model_free(&m);
     for (int f = 0; f < n_files; f++)
         til_inter_free(&in[f]);

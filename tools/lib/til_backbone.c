@@ -11,6 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "til_eval.h"
+#include "til_lightgcn.h"
+#include "til_neumf.h"
 #include "til_par.h"
 #include "til_rng.h"
 
@@ -205,9 +208,35 @@ int til_mf_init(til_backbone *bb, uint32_t n_users, uint32_t n_items, int dim, u
 int til_backbone_create(til_backbone *bb, const char *name, uint32_t n_users, uint32_t n_items, int dim,
                         uint64_t batch_cap, til_err *e)
 {
+    return til_backbone_create_opts(bb, name, n_users, n_items, dim, batch_cap, NULL, e);
+}
+
+int til_backbone_create_opts(til_backbone *bb, const char *name, uint32_t n_users, uint32_t n_items, int dim,
+                             uint64_t batch_cap, const til_backbone_opts *o, til_err *e)
+{
+    til_backbone_opts none = {0};
+    if (!o)
+        o = &none;
+    memset(bb, 0, sizeof *bb);
     if (!strcmp(name, "mf"))
         return til_mf_init(bb, n_users, n_items, dim, batch_cap, e);
-    return til_seterr(e, "unknown backbone '%s' (known: mf)", name);
+    if (!strcmp(name, "lightgcn")) {
+        if (!o->train || o->train->n_users != n_users || o->train->n_items != n_items)
+            return til_seterr(e, "lightgcn: needs the training interactions");
+        return til_lightgcn_init(bb, o->train, dim, o->layers > 0 ? o->layers : 1, o->threads > 0 ? o->threads : 1,
+                                 e);
+    }
+    if (!strcmp(name, "neumf"))
+        return til_neumf_init(bb, n_users, n_items, dim, batch_cap, e);
+    return til_seterr(e, "unknown backbone '%s' (known: mf, lightgcn, neumf)", name);
+}
+
+int til_backbone_scorer(til_backbone *bb, til_scorer *s, til_err *e)
+{
+    if (bb->ops->scorer)
+        return bb->ops->scorer(bb, s, e);
+    *s = til_scorer_dot(bb->U, bb->V, bb->n_users, bb->n_items, bb->dim);
+    return 0;
 }
 
 void til_backbone_free(til_backbone *bb)

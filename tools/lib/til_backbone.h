@@ -4,11 +4,12 @@
  * float32, row-major; the optimizer moves them) and computes from it the
  * representations that scores use: U (n_users x dim) and V (n_items x dim),
  * score(u, i) = U[u] . V[i] for dot-product backbones (MF, LightGCN, MGCCF;
- * NeuMF will add its own score head). One training step, driven by til_train:
+ * NeuMF has its own head through the optional score/score_backward ops). One
+ * training step, driven by til_train:
  *
  *   prepare(batch)    the unique parameter rows the batch reads and writes
- *                     (bb->rows, bb->n_rows; rows == NULL means all rows:
- *                     graph backbones), in a fixed order, so the optimizer can
+ *                     (bb->rows, bb->n_rows; graph backbones return every
+ *                     row, rows[k] = k), in a fixed order, so the optimizer can
  *                     bring exactly those up to date before they are read.
  *   forward(batch)    U, V valid at least for the batch's users and items
  *                     (batch NULL: for all, before evaluation). MF: U, V alias
@@ -32,12 +33,11 @@
  *                     backbones (MF: the identity, scatter D's user rows into
  *                     dU and item rows into dV; LightGCN: propagate D like the
  *                     embeddings, no L2) give exactly R(param + D) - R(param);
- *                     non-linear ones the first-order change. The transpose of
- *                     jvp must be what backward computes (VJP) from dU, dQi, dQj
- *                     without its L2 term. Must not touch param, U, V, rows or
- *                     the state that prepare left for backward. Deterministic
- *                     for any thread count. NULL: the backbone does not support
- *                     TIL methods.
+ *                     non-linear ones the first-order change. Its transpose
+ *                     must be what backward computes (the VJP) from dU, dQi,
+ *                     dQj without its L2 term. Must not touch param, U, V, rows
+ *                     or the state prepare left for backward. Deterministic for
+ *                     any thread count. Only dot-product heads (no score op).
  * Reductions are deterministic: each parameter row sums its contributions in
  * triplet order (u, then i, then j within a triplet), whatever the threads. */
 #ifndef TIL_BACKBONE_H
@@ -45,6 +45,7 @@
 
 #include <stdint.h>
 
+#include "til_inter.h"
 #include "til_util.h"
 
 typedef struct til_batch {
@@ -53,6 +54,8 @@ typedef struct til_batch {
 } til_batch;
 
 typedef struct til_backbone til_backbone;
+struct til_model;
+struct til_scorer;
 
 typedef struct til_backbone_ops {
     const char *name;
@@ -61,8 +64,32 @@ typedef struct til_backbone_ops {
     int (*backward)(til_backbone *bb, const til_batch *b, const float *dU, const float *dQi, const float *dQj,
                     float reg_c, float *G, double *l2, int threads, til_err *e);
     void (*free)(til_backbone *bb);
+    /* [NULL: the backbone does not support TIL methods] forward-mode derivative
+     * of the representations (contract at the top of this file). */
     int (*jvp)(til_backbone *bb, const uint32_t *rows, uint64_t n_rows, const float *D, float *dU, float *dV,
                int threads, til_err *e);
+    /* Optional ops (NULL: the default in brackets). */
+    /* [none] after the trainer's Xavier init of the user and item tables:
+     * initialises the backbone's other parameter rows (NeuMF's tower). */
+    void (*init)(til_backbone *bb, uint64_t seed);
+    /* [dot product U[u].V[i]] per-triplet scores of a non-dot-product head:
+     * s_pos[b] = score(u_b, i_b), s_neg[b] = score(u_b, j_b) (B each), after
+     * forward. */
+    int (*score)(til_backbone *bb, const til_batch *b, float *s_pos, float *s_neg, int threads, til_err *e);
+    /* [dU = g_pos V[i] + g_neg V[j], dQi = g_pos U[u], dQj = g_neg U[u]] its
+     * backward: from dL/ds (B each) fills dU, dQi, dQj (B x dim, w.r.t. the
+     * representation rows) and keeps the head's own parameter gradient for
+     * backward to add into G. */
+    int (*score_backward)(til_backbone *bb, const til_batch *b, const float *g_pos, const float *g_neg, float *dU,
+                          float *dQi, float *dQj, int threads, til_err *e);
+    /* [til_scorer_dot(U, V)] the evaluation scorer over the representations
+     * after forward(NULL); valid until the next forward. */
+    int (*scorer)(til_backbone *bb, struct til_scorer *s, til_err *e);
+    /* [none] adds the backbone's hyper-parameters to model/checkpoint meta. */
+    int (*meta)(const til_backbone *bb, struct til_model *m, til_err *e);
+    /* [none] adds what a model file needs beyond tensors user/item (after
+     * forward(NULL)): head layers and meta "scorer" (til_scorer_from_model). */
+    int (*export_model)(const til_backbone *bb, struct til_model *m, til_err *e);
 } til_backbone_ops;
 
 struct til_backbone {
@@ -74,8 +101,16 @@ struct til_backbone {
     const float *U, *V;  /* representations after forward */
     uint32_t *rows;      /* after prepare: n_rows unique param rows, or NULL = all */
     uint64_t n_rows;
+    uint64_t rows_cap;   /* the most rows prepare returns (0: 3 x batch_cap); G holds rows_cap x dim */
     void *impl;
 };
+
+/* Construction options of the graph and neural backbones (zero: defaults). */
+typedef struct til_backbone_opts {
+    const til_inter *train; /* the training interactions (graph backbones: required) */
+    int layers;             /* LightGCN propagation layers (0: 1) */
+    int threads;            /* for building graphs (0: 1) */
+} til_backbone_opts;
 
 /* MF: param = [user rows; item rows] (n_users + n_items rows), U = param,
  * V = param + n_users * dim; batch_cap: the largest batch prepare will see. */
@@ -88,6 +123,11 @@ void til_init_xavier(float *rows, uint64_t n, int dim, uint64_t seed, uint64_t s
 /* By name ("mf"); NULL if unknown. */
 int til_backbone_create(til_backbone *bb, const char *name, uint32_t n_users, uint32_t n_items, int dim,
                         uint64_t batch_cap, til_err *e);
+/* By name: "mf", "lightgcn", "neumf" (o may be NULL for mf and neumf). */
+int til_backbone_create_opts(til_backbone *bb, const char *name, uint32_t n_users, uint32_t n_items, int dim,
+                             uint64_t batch_cap, const til_backbone_opts *o, til_err *e);
+/* The evaluation scorer of bb after forward(NULL): ops->scorer or dot(U, V). */
+int til_backbone_scorer(til_backbone *bb, struct til_scorer *s, til_err *e);
 void til_backbone_free(til_backbone *bb);
 
 #endif

@@ -42,30 +42,6 @@ til_scorer til_scorer_dot(const float *U, const float *V, uint32_t n_users, uint
     return s;
 }
 
-int til_scorer_from_model(const til_model *m, const char *file, til_scorer *s, til_err *e)
-{
-    const char *kind = til_model_get(m, "kind");
-    if (!kind || strcmp(kind, "model") != 0)
-        return til_seterr(e, "%s: not a model file (kind = %s; checkpoints are evaluated after export)", file,
-                          kind ? kind : "missing");
-    const char *sc = til_model_get(m, "scorer");
-    if (sc && strcmp(sc, "dot") != 0)
-        return til_seterr(e, "%s: scorer '%s' is not supported by this build (only 'dot')", file, sc);
-    uint64_t nu, ni, d;
-    if (til_model_get_u64(m, "n_users", &nu, e) || til_model_get_u64(m, "n_items", &ni, e) ||
-        til_model_get_u64(m, "dim", &d, e))
-        return til_errctx(e, "%s", file);
-    if (nu > UINT32_MAX || ni > UINT32_MAX || d < 1 || d > 1000000)
-        return til_seterr(e, "%s: n_users %llu, n_items %llu, dim %llu out of range", file, (unsigned long long)nu,
-                          (unsigned long long)ni, (unsigned long long)d);
-    const til_tensor *U = til_model_need(m, "user", TIL_F32, nu, d, file, e);
-    const til_tensor *V = U ? til_model_need(m, "item", TIL_F32, ni, d, file, e) : NULL;
-    if (!U || !V)
-        return -1;
-    *s = til_scorer_dot(U->data, V->data, (uint32_t)nu, (uint32_t)ni, (int)d);
-    return 0;
-}
-
 int til_scorer_check_data(const til_scorer *s, const char *mname, const til_inter *t, const char *dname,
                           til_err *e)
 {

@@ -77,12 +77,6 @@ void til_eval_per_user_free(til_eval_per_user *p);
 int til_recommend(const til_scorer *s, const til_inter *exclude, const uint32_t *users, uint64_t n, int k,
                   int threads, uint32_t *items, float *scores, int *counts, til_err *e);
 
-/* A scorer for a model file's contents (docs/FORMATS.md): checks kind=model,
- * meta n_users/n_items/dim against tensors "user" and "item" (f32). Meta
- * "scorer" absent or "dot" gives the dot-product scorer (pointing into m, which
- * must outlive it); other scorers (NeuMF) plug in here. file names m in errors. */
-struct til_model;
-int til_scorer_from_model(const struct til_model *m, const char *file, til_scorer *s, til_err *e);
 /* Checks that data (name dname) has the scorer's n_users x n_items; the
  * message names both files. */
 int til_scorer_check_data(const til_scorer *s, const char *mname, const til_inter *t, const char *dname,

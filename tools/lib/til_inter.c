@@ -91,7 +91,7 @@ int til_inter_write(const char *path, const til_inter *t, til_err *e)
     const char *name = strcmp(path, "-") ? path : "stdout";
     if (til_inter_validate(t, name, e))
         return -1;
-    til_wr *w = til_wr_open(path, 6, e);
+    til_wr *w = til_wr_open(path, 1, e);
     if (!w)
         return -1;
     unsigned char h[48] = {0};

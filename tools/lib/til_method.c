@@ -29,6 +29,8 @@ int til_method_create(til_method **out, const char *name, const til_method_env *
     return 0;
 }
 
+int til_method_known(const char *name) { return til_tilm_variant(name) >= 0; }
+
 void til_method_free(til_method **m)
 {
     if (!*m)

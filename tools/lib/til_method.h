@@ -84,7 +84,9 @@ int til_method_create(til_method **out, const char *name, const til_method_env *
                       til_err *e);
 void til_method_free(til_method **m);
 
-/* The known names, for messages. */
-#define TIL_METHOD_NAMES "bpr, til-ui, til-mi, til-mik"
+/* 1 if name is a method with hooks (til-ui, til-mi, til-mik). */
+int til_method_known(const char *name);
+/* The names with hooks, for messages. */
+#define TIL_METHOD_NAMES "til-ui, til-mi, til-mik"
 
 #endif

@@ -76,7 +76,7 @@ static void neg_part(void *ctx, int part, uint64_t lo, uint64_t hi)
         for (uint64_t k = a; k < b; k++) {
             uint32_t u = jb->t->u[k], j;
             do /* uniform over items, rejecting the user's training positives */
-                j = (uint32_t)til_rng_below(&r, tr->n_items);
+                j = jb->s->draw ? jb->s->draw(jb->s->draw_ctx, &r) : (uint32_t)til_rng_below(&r, tr->n_items);
             while (til_inter_has(tr, u, j));
             jb->t->j[k] = j;
         }

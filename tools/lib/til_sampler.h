@@ -30,8 +30,14 @@ static inline uint64_t til_stream(uint64_t tag, uint64_t epoch, uint64_t chunk)
     return (tag << 56) ^ (epoch << 24) ^ chunk;
 }
 
+struct til_rng;
+
 typedef struct til_sampler {
     int kind;
+    /* optional non-uniform proposal (WBPR's popularity alias): j = draw(draw_ctx, r),
+     * still rejecting the user's positives; NULL = uniform */
+    uint32_t (*draw)(const void *ctx, struct til_rng *r);
+    const void *draw_ctx;
     int n_neg; /* negatives per positive (1) */
     const til_inter *train;
     uint64_t seed;

@@ -35,6 +35,8 @@ void til_train_defaults(til_train_cfg *c)
     c->topk = 20;
     c->seed = 2020;
     c->threads = 1;
+    c->layers = 1;
+    til_bl_defaults(&c->bl);
 }
 
 float til_dot(const float *restrict a, const float *restrict b, int d)
@@ -60,10 +62,11 @@ typedef struct trainer {
     til_backbone bb;
     til_adam adam;
     til_sampler sampler;
+    til_bl bl; /* the method (bpr or a baseline) */
     til_triplets trip;
     til_step_buf sb;
     float *best; /* n_param x dim, best parameters (valid when best_epoch > 0) */
-    til_method *meth; /* the method's hooks, NULL for plain BPR */
+    til_method *meth; /* a method's hooks (TIL), NULL otherwise */
     /* progress */
     int epoch;      /* epoch in progress (1-based) */
     uint64_t pos;   /* next triplet of the epoch */
@@ -80,6 +83,7 @@ static void trainer_free(trainer *t)
     til_backbone_free(&t->bb);
     til_adam_free(&t->adam);
     til_sampler_free(&t->sampler);
+    til_bl_free(&t->bl);
     til_triplets_free(&t->trip);
     til_step_buf_free(&t->sb);
     free(t->best);
@@ -94,25 +98,42 @@ static int trainer_init(trainer *t, const til_train_cfg *c, const til_inter *tra
     t->train = train;
     t->valid = valid;
     uint64_t B = c->batch, d = (uint64_t)c->dim;
-    if (til_backbone_create(&t->bb, c->backbone, train->n_users, train->n_items, c->dim, B, e))
+    int hooked = til_method_known(c->method); /* TIL: BPR loss, weighted through the method's hooks */
+    int method = hooked ? TIL_M_BPR : til_bl_method_parse(c->method);
+    if (method < 0)
+        return til_seterr(e, "unknown method '%s' (known: %s, %s)", c->method, TIL_BL_METHODS, TIL_METHOD_NAMES);
+    if (til_bl_init(&t->bl, method, &c->bl, train, c->dim, B, c->seed, e))
+        return -1;
+    B *= (uint64_t)til_bl_expand(&t->bl); /* PRIS: B positives -> B x N triplets per step */
+    til_backbone_opts bo = {.train = train, .layers = c->layers, .threads = c->threads};
+    if (til_backbone_create_opts(&t->bb, c->backbone, train->n_users, train->n_items, c->dim, B, &bo, e))
         return -1;
     if (til_adam_init(&t->adam, c->optim, t->bb.param, t->bb.n_param, c->dim, c->lr, c->b1, c->b2, c->eps, e))
         return -1;
     if (til_sampler_init(&t->sampler, TIL_SAMPLER_UNIFORM, train, c->seed, e))
         return -1;
+    if (method == TIL_M_WBPR)
+        t->sampler.draw = til_bl_pop_draw, t->sampler.draw_ctx = &t->bl;
     if (til_triplets_alloc(&t->trip, train->nnz, 1, e))
         return -1;
     if (til_step_buf_alloc(&t->sb, B, c->dim, e))
         return -1;
+    if (t->bb.rows_cap > 3 * B) { /* graph backbones: G covers every row */
+        free(t->sb.G);
+        if (!(t->sb.G = til_aligned_calloc(t->bb.rows_cap * d, sizeof(float), e)))
+            return -1;
+    }
     if (!(t->best = til_aligned_calloc(t->bb.n_param * d, sizeof(float), e)))
         return -1;
     /* Xavier-uniform per table, as nn.init.xavier_uniform_ on each nn.Embedding */
     til_init_xavier(t->bb.param, train->n_users, c->dim, c->seed, til_stream(TIL_STREAM_INIT, 0, 0));
     til_init_xavier(t->bb.param + (uint64_t)train->n_users * d, train->n_items, c->dim, c->seed,
                     til_stream(TIL_STREAM_INIT, 0, 1));
+    if (t->bb.ops->init)
+        t->bb.ops->init(&t->bb, c->seed);
     t->epoch = 1;
     til_method_env env = {c, train, &t->bb, &t->adam, &t->sb, &t->sampler, &t->trip, &t->epoch};
-    return til_method_create(&t->meth, c->method, &env, c->method_opts, e);
+    return hooked ? til_method_create(&t->meth, c->method, &env, c->method_opts, e) : 0;
 }
 
 /* ------------------------------------------------------------------ one step */
@@ -151,6 +172,7 @@ typedef struct {
     const til_batch *b;
     til_step_buf *s;
     float scale;
+    int phase; /* 0: all (BPR); 1: scores only; 2: gradients only */
 } head_job;
 
 /* Per triplet b: scores, loss, dL/dscore, then dL/d(representations):
@@ -164,12 +186,15 @@ static void head_part(void *ctx, int part, uint64_t lo, uint64_t hi)
     const float *U = j->bb->U, *V = j->bb->V;
     const til_batch *bt = j->b;
     int d = j->bb->dim;
-    for (uint64_t b = lo; b < hi; b++) {
+    for (uint64_t b = lo; b < hi && j->phase != 2; b++) {
         const float *pu = U + (uint64_t)bt->u[b] * d;
         s->s_pos[b] = til_dot(pu, V + (uint64_t)bt->i[b] * d, d);
         s->s_neg[b] = til_dot(pu, V + (uint64_t)bt->j[b] * d, d);
     }
-    til_loss_bpr(s->s_pos, s->s_neg, s->w, j->scale, lo, hi, s->loss, s->g_pos, s->g_neg);
+    if (j->phase == 1)
+        return;
+    if (j->phase == 0)
+        til_loss_bpr(s->s_pos, s->s_neg, s->w, j->scale, lo, hi, s->loss, s->g_pos, s->g_neg);
     for (uint64_t b = lo; b < hi; b++) {
         const float *restrict pu = U + (uint64_t)bt->u[b] * d;
         const float *restrict qi = V + (uint64_t)bt->i[b] * d;
@@ -187,12 +212,40 @@ static void head_part(void *ctx, int part, uint64_t lo, uint64_t hi)
 int til_batch_grad(til_backbone *bb, const til_batch *b, double reg, int threads, til_step_buf *s, double *loss,
                    til_err *e)
 {
+    return til_batch_grad_bl(bb, b, NULL, reg, threads, s, loss, e);
+}
+
+int til_batch_grad_bl(til_backbone *bb, const til_batch *b, til_bl *bl, double reg, int threads, til_step_buf *s,
+                      double *loss, til_err *e)
+{
     if (b->n > s->cap)
         return til_seterr(e, "batch of %llu > buffer capacity", (unsigned long long)b->n);
     if (bb->ops->forward(bb, b, threads, e))
         return -1;
-    head_job hj = {bb, b, s, 1.0f / (float)b->n};
-    til_par_for(b->n < 512 ? 1 : threads, b->n, head_part, &hj);
+    int parts = b->n < 512 ? 1 : threads;
+    if (bl && bl->method == TIL_M_BPR)
+        bl = NULL;
+    if (bb->ops->score) { /* the backbone's own head (NeuMF) */
+        if (bb->ops->score(bb, b, s->s_pos, s->s_neg, threads, e))
+            return -1;
+        if (bl) { /* a baseline's loss sees the whole batch (drops, weights) */
+            if (til_bl_step_loss(bl, b->n, s->s_pos, s->s_neg, s->loss, s->g_pos, s->g_neg, e))
+                return -1;
+        } else {
+            til_loss_bpr(s->s_pos, s->s_neg, s->w, 1.0f / (float)b->n, 0, b->n, s->loss, s->g_pos, s->g_neg);
+        }
+        if (bb->ops->score_backward(bb, b, s->g_pos, s->g_neg, s->dU, s->dQi, s->dQj, threads, e))
+            return -1;
+    } else {
+        head_job hj = {bb, b, s, 1.0f / (float)b->n, bl ? 1 : 0};
+        til_par_for(parts, b->n, head_part, &hj);
+        if (bl) { /* a baseline's loss sees the whole batch (drops, weights) */
+            if (til_bl_step_loss(bl, b->n, s->s_pos, s->s_neg, s->loss, s->g_pos, s->g_neg, e))
+                return -1;
+            hj.phase = 2;
+            til_par_for(parts, b->n, head_part, &hj);
+        }
+    }
     double l2 = 0;
     if (bb->ops->backward(bb, b, s->dU, s->dQi, s->dQj, (float)(reg / (double)b->n), s->G, &l2, threads, e))
         return -1;
@@ -209,6 +262,10 @@ static int train_step(trainer *t, uint64_t lo, uint64_t hi, double *bl, til_err 
     const til_train_cfg *c = t->c;
     til_batch b = {hi - lo, t->trip.u + lo, t->trip.i + lo, t->trip.j + lo};
     til_backbone *bb = &t->bb;
+    if (til_bl_per_batch(&t->bl) && /* adaptive samplers draw now, from the current model */
+        til_bl_batch(&t->bl, bb, &t->adam, (uint64_t)t->epoch, lo / c->batch, &b, t->trip.j + lo, &b, c->threads, e))
+        return -1;
+    t->bl.T = t->adam.t;
     if (bb->ops->prepare(bb, &b, e))
         return -1;
     if (!bb->rows) /* dense-gradient backbones: wire a dense step here (til_adam_step over all rows) */
@@ -217,7 +274,7 @@ static int train_step(trainer *t, uint64_t lo, uint64_t hi, double *bl, til_err 
     const til_method_ops *mo = t->meth ? t->meth->ops : NULL;
     if (mo && mo->before_grad && mo->before_grad(t->meth, &b, e))
         return -1;
-    if (til_batch_grad(bb, &b, c->reg, c->threads, &t->sb, bl, e))
+    if (til_batch_grad_bl(bb, &b, &t->bl, c->reg, c->threads, &t->sb, bl, e))
         return -1;
     if (mo && mo->after_grad && mo->after_grad(t->meth, &b, bl, e))
         return -1;
@@ -237,12 +294,13 @@ static int put_meta_common(til_model *m, const trainer *t, til_err *e)
            til_model_setf(m, e, "batch", "%" PRIu64, c->batch) || til_model_setf(m, e, "lr", "%.17g", c->lr) ||
            til_model_setf(m, e, "reg", "%.17g", c->reg) || til_model_setf(m, e, "adam_beta1", "%.17g", c->b1) ||
            til_model_setf(m, e, "adam_beta2", "%.17g", c->b2) || til_model_setf(m, e, "adam_eps", "%.17g", c->eps) ||
-           til_model_set(m, "sampler", "uniform", e) || til_model_set(m, "negatives", "1", e) ||
+           til_bl_meta(m, &t->bl, e) ||
            til_model_set(m, "init", "xavier_uniform", e) ||
            til_model_set(m, "l2", "reg*0.5*(|p_u|^2+|q_i|^2+|q_j|^2)/batch on the batch's layer-0 rows", e) ||
            til_model_setf(m, e, "epochs_max", "%d", c->epochs) ||
            til_model_setf(m, e, "eval_every", "%d", c->eval_every) ||
            til_model_setf(m, e, "patience", "%d", c->patience) || til_model_setf(m, e, "topk", "%d", c->topk) ||
+           (t->bb.ops->meta && t->bb.ops->meta(&t->bb, m, e)) ||
            (t->meth && t->meth->ops->put_meta && t->meth->ops->put_meta(t->meth, m, e))
                ? -1
                : 0;
@@ -308,6 +366,15 @@ static int ckpt_read(trainer *t, const char *path, til_err *e)
             goto out;
         }
     }
+    static const char *bb_must[] = {"layers", "tower"}; /* the backbone's, when it has them */
+    for (size_t k = 0; k < sizeof bb_must / sizeof *bb_must; k++) {
+        const char *a = til_model_get(&m, bb_must[k]), *b = til_model_get(&cur, bb_must[k]);
+        if (b && (!a || strcmp(a, b))) {
+            til_seterr(e, "%s: checkpoint has %s = %s, this run has %s", path, bb_must[k], a ? a : "(missing)", b);
+            til_model_free(&cur);
+            goto out;
+        }
+    }
     til_model_free(&cur);
     if (til_model_get_u64(&m, "epoch", &u, e))
         goto out;
@@ -364,6 +431,10 @@ static int make_model(trainer *t, til_model *out, int epochs_run, int stopped_ea
     const til_train_cfg *c = t->c;
     uint64_t d = (uint64_t)c->dim, nu = t->train->n_users, ni = t->train->n_items;
     char kr[32], kn[32];
+    /* the representations of the best parameters (training is over: param is free) */
+    memcpy(t->bb.param, t->best, t->bb.n_param * d * sizeof(float));
+    if (t->bb.ops->forward(&t->bb, NULL, c->threads, e))
+        return -1;
     snprintf(kr, sizeof kr, "valid_recall_%d", c->topk);
     snprintf(kn, sizeof kn, "valid_ndcg_%d", c->topk);
     til_model_init(out);
@@ -372,8 +443,9 @@ static int make_model(trainer *t, til_model *out, int epochs_run, int stopped_ea
         til_model_setf(out, e, "epochs_run", "%d", epochs_run) ||
         til_model_set(out, "stopped", stopped_early ? "early" : "max_epochs", e) ||
         til_model_setf(out, e, kr, "%.9g", t->best_recall) || til_model_setf(out, e, kn, "%.9g", t->best_ndcg) ||
-        !til_model_add(out, "user", TIL_F32, nu, d, t->best, e) ||
-        !til_model_add(out, "item", TIL_F32, ni, d, t->best + nu * d, e)) {
+        !til_model_add(out, "user", TIL_F32, nu, d, t->bb.U, e) ||
+        !til_model_add(out, "item", TIL_F32, ni, d, t->bb.V, e) ||
+        (t->bb.ops->export_model && t->bb.ops->export_model(&t->bb, out, e))) {
         til_model_free(out);
         return -1;
     }
@@ -440,7 +512,7 @@ int til_train_run(const til_train_cfg *c, const til_inter *train, const til_inte
             til_seterr(e, "%s:", c->log_path);
             goto out;
         }
-        if (fresh && t.meth) { /* the hyper-parameters, as comment lines */
+        if (fresh && t.meth) { /* a method's run: the hyper-parameters as comment lines */
             til_model hp;
             til_model_init(&hp);
             if (put_meta_common(&hp, &t, e)) {
@@ -461,8 +533,7 @@ int til_train_run(const til_train_cfg *c, const til_inter *train, const til_inte
     }
     if (!(ep_s = til_malloc((size_t)c->epochs + 1, sizeof *ep_s, e)))
         goto out;
-    til_scorer sc = til_scorer_dot(t.bb.param, t.bb.param + (uint64_t)train->n_users * c->dim, train->n_users,
-                                   train->n_items, c->dim);
+    til_scorer sc;
     til_eval_opts eo = {.ks = {c->topk}, .n_k = 1, .threads = c->threads, .block = 0};
     for (; t.epoch <= c->epochs && !done; t.epoch++) {
         double t0 = til_now();
@@ -506,7 +577,8 @@ int til_train_run(const til_train_cfg *c, const til_inter *train, const til_inte
         til_eval_result er = {0};
         if (t.epoch % c->eval_every == 0 || t.epoch == c->epochs) {
             til_adam_sync(&t.adam, c->threads);
-            if (til_eval_run(&sc, train, NULL, valid, &eo, &er, NULL, e)) {
+            if (t.bb.ops->forward(&t.bb, NULL, c->threads, e) || til_backbone_scorer(&t.bb, &sc, e) ||
+                til_eval_run(&sc, train, NULL, valid, &eo, &er, NULL, e)) {
                 til_errctx(e, "validation at epoch %d", t.epoch);
                 goto out;
             }

@@ -6,7 +6,8 @@
  *   optimizer catch-up(rows)              (dense Adam: replay the zero-gradient steps)
  *   U, V  = backbone.forward(batch)
  *   s_pos = U[u].V[i], s_neg = U[u].V[j]  (dot-product head; per triplet, parallel)
- *   loss, g_pos, g_neg = method(s_pos, s_neg, 1/B)
+ *   loss, g_pos, g_neg = method(s_pos, s_neg, 1/B)   (BPR, or a baseline's loss over
+ *                                      the whole batch: til_baselines.h)
  *   dU = g_pos V[i] + g_neg V[j]; dQi = g_pos U[u]; dQj = g_neg U[u]   (B x dim)
  *   G    = backbone.backward(dU, dQi, dQj, reg/B)  (deterministic row reductions)
  *   optimizer step(rows, G)
@@ -31,14 +32,16 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "til_baselines.h"
 #include "til_inter.h"
 #include "til_model.h"
 #include "til_util.h"
 
 typedef struct til_train_cfg {
-    const char *backbone; /* "mf" */
-    const char *method;   /* "bpr", "til-ui", "til-mi", "til-mik" (til_method.h) */
-    const void *method_opts; /* the method's own options (til_tilm_opts for til-*), NULL: defaults */
+    const char *backbone; /* "mf", "lightgcn", "neumf" */
+    const char *method;   /* "bpr", a baseline (til_baselines.h) or til-ui, til-mi, til-mik (til_method.h) */
+    const void *method_opts; /* a til_method's own options (til_tilm_opts for til-*), NULL: defaults */
+    til_bl_cfg bl;        /* the baselines' hyper-parameters */
     int optim;            /* TIL_ADAM_* */
     int dim;
     uint64_t batch;
@@ -53,6 +56,7 @@ typedef struct til_train_cfg {
     int progress;                /* progress line on stderr */
     FILE *info;                  /* memory and summary lines, or NULL */
     volatile sig_atomic_t *stop; /* set from a signal handler: checkpoint and return 1 */
+    int layers;                  /* graph backbones: propagation layers (1) */
 } til_train_cfg;
 
 typedef struct til_train_result {
@@ -83,7 +87,7 @@ struct til_batch;
 typedef struct til_step_buf {
     uint64_t cap;
     float *s_pos, *s_neg, *loss, *g_pos, *g_neg, *dU, *dQi, *dQj, *G;
-    const float *w; /* B per-triplet loss weights set by a method, or NULL (all 1); not owned */
+    const float *w; /* B per-triplet BPR weights set by a til_method, or NULL (all 1); not owned */
 } til_step_buf;
 int til_step_buf_alloc(til_step_buf *s, uint64_t batch, int dim, til_err *e);
 void til_step_buf_free(til_step_buf *s);
@@ -95,5 +99,9 @@ void til_step_buf_free(til_step_buf *s);
  * sum|e0|^2 / B, and *loss = L. Deterministic for any thread count. */
 int til_batch_grad(struct til_backbone *bb, const struct til_batch *b, double reg, int threads, til_step_buf *s,
                    double *loss, til_err *e);
+/* The same with a baseline's loss (til_bl_step_loss over the whole batch
+ * between the scores and the gradients); bl NULL: BPR as til_batch_grad. */
+int til_batch_grad_bl(struct til_backbone *bb, const struct til_batch *b, til_bl *bl, double reg, int threads,
+                      til_step_buf *s, double *loss, til_err *e);
 
 #endif

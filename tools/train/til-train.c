@@ -1,8 +1,9 @@
 /* til-train: trains a recommender on an interaction file and writes the best
  * model (by validation Recall@K) as a model file (docs/FORMATS.md).
  *
- * Now: backbone mf, methods bpr and TIL's til-ui, til-mi, til-mik
- * (tools/lib/til_tilm.h), optimizers adam (PyTorch dense semantics,
+ * Now: backbones mf, lightgcn (--layers), neumf; method bpr, TIL's til-ui,
+ * til-mi, til-mik (tools/lib/til_tilm.h) or a baseline
+ * (til_baselines.h: wbpr, aobpr, pris, tce, rce, tce-bpr, rce-bpr); optimizers adam (PyTorch dense semantics,
  * exact lazy), lazy-adam (SparseAdam) and adam-eager (the dense reference).
  * All the work is in tools/lib/til_train.c; this main parses, loads, reports. */
 #include <getopt.h>
@@ -16,6 +17,7 @@
 #include "til_inter.h"
 #include "til_io.h"
 #include "til_model.h"
+#include "til_scorers.h"
 #include "til_tilm.h"
 #include "til_train.h"
 #include "til_util.h"
@@ -29,8 +31,21 @@ static void usage(FILE *f)
             "  --valid FILE          validation interactions (.til), same users/items\n"
             "  --test FILE           also report test metrics of the best model (train+valid masked)\n"
             "  -o, --out FILE        model file to write (kind=model; tensors user, item)\n"
-            "  --backbone NAME       mf (default mf)\n"
-            "  --method NAME         bpr, til-ui, til-mi, til-mik (default bpr)\n"
+            "  --backbone NAME       mf, lightgcn, neumf (default mf)\n"
+            "  --layers N            lightgcn: propagation layers (1)\n"
+                        "  --method NAME         bpr (default), or a baseline: wbpr (popularity negatives), aobpr (adaptive\n"
+            "                        oversampling), pris (importance-sampled cluster negatives), tce, rce\n"
+            "                        (point-wise BCE, truncated / reweighted), tce-bpr, rce-bpr (the same on BPR),\n"
+            "                        or TIL: til-ui, til-mi, til-mik (options below)\n"
+            "  --negatives N         pris: negatives per positive (5)\n"
+            "  --pris-clusters K     pris: k-means clusters of items, refreshed every epoch (16)\n"
+            "  --pris-within W       pris: uniform or pop sampling inside a cluster (uniform)\n"
+            "  --pop-exponent A      wbpr, pris pop: item weight count^A (1)\n"
+            "  --aobpr-lambda X      aobpr: rank distribution exp(-r/X) (500)\n"
+            "  --aobpr-refresh N     aobpr: draws between factor-ordering refreshes (0: |I| ln |I|)\n"
+            "  --drop-rate X         tce, tce-bpr: final drop rate, at most 0.5 (0.2)\n"
+            "  --drop-warmup N       tce, tce-bpr: steps to reach it linearly (30000)\n"
+            "  --rce-beta X          rce, rce-bpr: weight sigmoid(score)^X (0.2)\n"
             "  --optim NAME          adam: PyTorch Adam with dense gradients, exact lazy update (default)\n"
             "                        lazy-adam: only the batch's rows move (torch SparseAdam)\n"
             "                        adam-eager: the dense reference, every row every step (slow)\n"
@@ -84,6 +99,8 @@ static void on_stop(int sig)
 
 enum { O_TRAIN = 256, O_VALID, O_TEST, O_BACKBONE, O_METHOD, O_OPTIM, O_DIM, O_BATCH, O_LR, O_REG, O_EPOCHS,
        O_EVAL_EVERY, O_PATIENCE, O_TOPK, O_SEED, O_THREADS, O_LOG, O_CKPT, O_CKPT_EVERY, O_RESUME,
+       O_LAYERS, O_NEGATIVES, O_PRIS_K, O_PRIS_WITHIN, O_POP_EXP, O_AO_LAMBDA, O_AO_REFRESH, O_DROP_RATE,
+       O_DROP_WARMUP, O_RCE_BETA,
        O_ALPHA, O_CLUSTERS, O_TAU, O_GAMMA, O_PRETRAIN, O_CUPDATE, O_EUPDATE, O_KITER, O_VLR, O_MLR, O_MHIDDEN,
        O_MBATCH, O_WNORM, O_MPATH, O_DUMPW, O_DUMPS, O_DUMPC };
 
@@ -102,6 +119,12 @@ int main(int argc, char **argv)
         {"threads", required_argument, 0, O_THREADS},   {"log", required_argument, 0, O_LOG},
         {"checkpoint", required_argument, 0, O_CKPT},   {"checkpoint-every", required_argument, 0, O_CKPT_EVERY},
         {"resume", required_argument, 0, O_RESUME},     {"quiet", no_argument, 0, 'q'},
+        {"layers", required_argument, 0, O_LAYERS},
+        {"negatives", required_argument, 0, O_NEGATIVES}, {"pris-clusters", required_argument, 0, O_PRIS_K},
+        {"pris-within", required_argument, 0, O_PRIS_WITHIN}, {"pop-exponent", required_argument, 0, O_POP_EXP},
+        {"aobpr-lambda", required_argument, 0, O_AO_LAMBDA}, {"aobpr-refresh", required_argument, 0, O_AO_REFRESH},
+        {"drop-rate", required_argument, 0, O_DROP_RATE}, {"drop-warmup", required_argument, 0, O_DROP_WARMUP},
+        {"rce-beta", required_argument, 0, O_RCE_BETA},
         {"alpha", required_argument, 0, O_ALPHA},       {"clusters", required_argument, 0, O_CLUSTERS},
         {"tau", required_argument, 0, O_TAU},           {"gamma", required_argument, 0, O_GAMMA},
         {"pretrain-epochs", required_argument, 0, O_PRETRAIN}, {"cluster-update", required_argument, 0, O_CUPDATE},
@@ -155,6 +178,7 @@ int main(int argc, char **argv)
         case O_SEED: NUM(0, INT64_MAX, c.seed, "--seed"); break;
         case O_THREADS: NUM(1, 256, c.threads, "--threads"); break;
         case O_CKPT_EVERY: NUM(0, 1000000, c.checkpoint_every, "--checkpoint-every"); break;
+        case O_LAYERS: NUM(1, 16, c.layers, "--layers"); break;
         case O_LR:
         case O_REG: {
             double x;
@@ -169,6 +193,36 @@ int main(int argc, char **argv)
                 c.lr = x;
             else
                 c.reg = x;
+            break;
+        }
+        case O_NEGATIVES: NUM(1, 1000, c.bl.negatives, "--negatives"); break;
+        case O_PRIS_K: NUM(1, 1024, c.bl.pris_clusters, "--pris-clusters"); break;
+        case O_AO_REFRESH: NUM(0, INT64_MAX, c.bl.aobpr_refresh, "--aobpr-refresh"); break;
+        case O_DROP_WARMUP: NUM(0, INT64_MAX, c.bl.drop_warmup, "--drop-warmup"); break;
+        case O_PRIS_WITHIN:
+            if (strcmp(optarg, "uniform") && strcmp(optarg, "pop")) {
+                til_warn("--pris-within: uniform or pop, not '%s'", optarg);
+                usage(stderr);
+                return TIL_EXIT_USAGE;
+            }
+            c.bl.pris_pop = !strcmp(optarg, "pop");
+            break;
+        case O_POP_EXP:
+        case O_AO_LAMBDA:
+        case O_DROP_RATE:
+        case O_RCE_BETA: {
+            const char *what = ch == O_POP_EXP ? "--pop-exponent" : ch == O_AO_LAMBDA ? "--aobpr-lambda"
+                             : ch == O_DROP_RATE ? "--drop-rate" : "--rce-beta";
+            double x, hi = ch == O_DROP_RATE ? 0.5 : 1e9;
+            if (til_parse_double(optarg, 0, hi, &x, what, &e) || (ch == O_AO_LAMBDA && x <= 0)) {
+                if (ch == O_AO_LAMBDA && x <= 0)
+                    til_seterr(&e, "--aobpr-lambda: must be > 0");
+                til_report(&e);
+                usage(stderr);
+                return TIL_EXIT_USAGE;
+            }
+            *(ch == O_POP_EXP ? &c.bl.pop_exp : ch == O_AO_LAMBDA ? &c.bl.aobpr_lambda
+              : ch == O_DROP_RATE ? &c.bl.drop_rate : &c.bl.beta) = x;
             break;
         }
         case O_CLUSTERS: NUM(1, 1024, to.clusters, "--clusters"); break;
@@ -274,14 +328,16 @@ int main(int argc, char **argv)
                 r.best_recall, c.topk, r.best_ndcg, til_now() - t0, r.train_s, r.sample_s, r.eval_s, r.median_epoch_s,
                 til_fmt_bytes(til_peak_rss(), rss, sizeof rss));
     if (test_p) {
-        const til_tensor *U = til_model_find(&m, "user"), *V = til_model_find(&m, "item");
-        til_scorer s = til_scorer_dot(U->data, V->data, tr.n_users, tr.n_items, c.dim);
+        til_scorer s;
         til_eval_opts eo = {.ks = {c.topk}, .n_k = 1, .threads = c.threads, .block = 0};
         til_eval_result er;
-        if (til_eval_run(&s, &tr, &va, &te, &eo, &er, NULL, &e)) {
+        if (til_scorer_from_model(&m, out_p, &s, &e) ||
+            til_eval_run(&s, &tr, &va, &te, &eo, &er, NULL, &e)) {
+            til_scorer_release(&s);
             til_report(&e);
             goto out;
         }
+        til_scorer_release(&s);
         printf("test\tepoch\t%d\trecall@%d\t%.6f\tndcg@%d\t%.6f\tusers\t%" PRIu64 "\n", r.best_epoch, c.topk,
                er.recall[0], c.topk, er.ndcg[0], er.n_users);
     }

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# plot_bars.sh OUT.png TITLE YLABEL DATA: clustered bars with gnuplot. DATA is a TSV with a
+# header line: first column the group (x tick label), then one column per series (legend).
+# Written to a temporary file and renamed.
+set -euo pipefail
+out=$1 title=$2 ylabel=$3 data=$4
+command -v gnuplot >/dev/null || { echo "plot_bars.sh: gnuplot not installed" >&2; exit 1; }
+ncol=$(head -n 1 "$data" | awk -F'\t' '{ print NF }')
+tmp=$(mktemp "$out.tmp.XXXXXX")
+gnuplot <<GP
+set terminal pngcairo size 900,540 noenhanced
+set output '$tmp'
+set datafile separator '\t'
+set title '$title'
+set ylabel '$ylabel'
+set style data histogram
+set style histogram clustered gap 1
+set style fill solid 0.8 border -1
+set boxwidth 0.9
+set grid ytics
+set key outside right top
+set xtics rotate by -20
+plot for [c=2:$ncol] '$data' using c:xtic(1) title columnhead(c)
+GP
+mv "$tmp" "$out"

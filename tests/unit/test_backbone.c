@@ -1,0 +1,352 @@
+/* Unit tests of the graph and neural backbones: LightGCN propagation against a
+ * dense double reference (forward, mean over layers), the whole LightGCN-BPR
+ * batch gradient (through the backward propagation, the scatter and the L2
+ * term) against finite differences, threaded == single-thread bits; NeuMF's
+ * batch gradient (embeddings and every tower layer) against finite
+ * differences of a double reference, its scorer against the pair reference,
+ * and a model file scored through til_scorer_from_model. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "til_backbone.h"
+#include "til_inter.h"
+#include "til_lightgcn.h"
+#include "til_model.h"
+#include "til_neumf.h"
+#include "til_scorers.h"
+#include "til_rng.h"
+#include "til_train.h"
+#include "unit.h"
+
+enum { NU = 5, NI = 7, N = NU + NI, D = 6, NB = 9 };
+static const uint32_t BU[NB] = {0, 1, 0, 4, 2, 0, 3, 1, 4};
+static const uint32_t BI[NB] = {1, 2, 1, 6, 3, 5, 0, 2, 6};
+static const uint32_t BJ[NB] = {3, 0, 4, 1, 6, 2, 2, 5, 0};
+/* training interactions (user 3 has one, item 4 none: degree-0 node) */
+static const uint32_t TU[] = {0, 0, 0, 1, 1, 2, 2, 3, 4, 4, 4};
+static const uint32_t TI[] = {1, 2, 5, 2, 6, 3, 0, 0, 6, 1, 5};
+
+static void make_train(til_inter *t)
+{
+    til_err e;
+    int rc = til_inter_from_pairs(t, NU, NI, sizeof TU / sizeof *TU, TU, TI, NULL, NULL, NULL, &e);
+    CHECK(rc == 0, "from_pairs: %s", e.msg);
+}
+
+/* dense A_hat in double */
+static void dense_ahat(const til_inter *t, double A[N][N])
+{
+    memset(A, 0, sizeof(double) * N * N);
+    double deg[N] = {0};
+    for (uint32_t u = 0; u < NU; u++)
+        for (uint64_t k = t->indptr[u]; k < t->indptr[u + 1]; k++)
+            deg[u]++, deg[NU + t->items[k]]++;
+    for (uint32_t u = 0; u < NU; u++)
+        for (uint64_t k = t->indptr[u]; k < t->indptr[u + 1]; k++) {
+            int i = NU + (int)t->items[k];
+            A[u][i] = A[i][u] = 1.0 / sqrt(deg[u] * deg[i]);
+        }
+}
+
+/* F = mean_{l=0..L} A^l E (double) */
+static void prop_ref(double A[N][N], int L, const double *E, double *F)
+{
+    double cur[N * D], nxt[N * D];
+    memcpy(cur, E, sizeof cur);
+    memcpy(F, E, sizeof cur);
+    for (int l = 1; l <= L; l++) {
+        for (int r = 0; r < N; r++)
+            for (int k = 0; k < D; k++) {
+                double s = 0;
+                for (int c = 0; c < N; c++)
+                    s += A[r][c] * cur[c * D + k];
+                nxt[r * D + k] = s;
+            }
+        memcpy(cur, nxt, sizeof cur);
+        for (int q = 0; q < N * D; q++)
+            F[q] += cur[q];
+    }
+    for (int q = 0; q < N * D; q++)
+        F[q] /= L + 1;
+}
+
+TEST(lightgcn_propagation_matches_dense)
+{
+    til_inter t;
+    make_train(&t);
+    til_err e;
+    til_graph g;
+    CHECK(til_graph_bipartite(&g, &t, &e) == 0, "%s", e.msg);
+    static double A[N][N];
+    dense_ahat(&t, A);
+    float X[N * D], F[N * D], t1[N * D], t2[N * D];
+    double Xd[N * D], ref[N * D], got[N * D];
+    til_init_xavier(X, N, D, 1, 0);
+    for (int q = 0; q < N * D; q++)
+        Xd[q] = X[q];
+    for (int L = 1; L <= 3; L++) {
+        prop_ref(A, L, Xd, ref);
+        til_lightgcn_propagate(&g, L, X, F, t1, t2, D, 1);
+        for (int q = 0; q < N * D; q++)
+            got[q] = F[q];
+        char what[64];
+        snprintf(what, sizeof what, "propagate L=%d vs dense", L);
+        CHECK_CLOSE(what, got, ref, N * D, 1e-6, 1e-5);
+        float F3[N * D];
+        til_lightgcn_propagate(&g, L, X, F3, t1, t2, D, 3);
+        CHECK(memcmp(F, F3, sizeof F) == 0, "L=%d: 1 and 3 threads differ", L);
+    }
+    /* the item of degree 0 keeps E0 / (L + 1) */
+    CHECK(F[(NU + 4) * D] == X[(NU + 4) * D] / 4.0f, "degree-0 node");
+    til_graph_free(&g);
+    til_inter_free(&t);
+}
+
+/* LightGCN-BPR loss in double: BPR on F, L2 on the batch's layer-0 rows */
+static double lgcn_loss_ref(double A[N][N], int L, const double *E, double reg)
+{
+    double F[N * D];
+    prop_ref(A, L, E, F);
+    double loss = 0, l2 = 0;
+    for (int b = 0; b < NB; b++) {
+        const double *pu = F + BU[b] * D, *qi = F + (NU + BI[b]) * D, *qj = F + (NU + BJ[b]) * D;
+        const double *eu = E + BU[b] * D, *ei = E + (NU + BI[b]) * D, *ej = E + (NU + BJ[b]) * D;
+        double x = 0;
+        for (int k = 0; k < D; k++) {
+            x += pu[k] * (qi[k] - qj[k]);
+            l2 += eu[k] * eu[k] + ei[k] * ei[k] + ej[k] * ej[k];
+        }
+        loss += log1p(exp(-x));
+    }
+    return loss / NB + reg * 0.5 * l2 / NB;
+}
+
+static int lgcn_grad(const til_inter *t, int L, int threads, double reg, const float *P, float *G, double *loss)
+{
+    til_err e;
+    til_backbone bb;
+    til_step_buf sb;
+    til_backbone_opts o = {.train = t, .layers = L};
+    if (til_backbone_create_opts(&bb, "lightgcn", NU, NI, D, NB, &o, &e) || til_step_buf_alloc(&sb, NB, D, &e)) {
+        CHECK(0, "init: %s", e.msg);
+        return -1;
+    }
+    free(sb.G);
+    sb.G = calloc(bb.rows_cap * D, sizeof(float));
+    memcpy(bb.param, P, sizeof(float) * N * D);
+    til_batch b = {NB, BU, BI, BJ};
+    int rc = bb.ops->prepare(&bb, &b, &e) || til_batch_grad(&bb, &b, reg, threads, &sb, loss, &e);
+    CHECK(rc == 0, "grad: %s", e.msg);
+    CHECK(bb.n_rows == N && bb.rows[N - 1] == N - 1, "lightgcn rows: all, in order");
+    memcpy(G, sb.G, sizeof(float) * N * D);
+    /* a second batch on the same backbone gives the same gradient (scratch reset) */
+    float G2[N * D];
+    double l2;
+    rc = rc || bb.ops->prepare(&bb, &b, &e) || til_batch_grad(&bb, &b, reg, threads, &sb, &l2, &e);
+    memcpy(G2, sb.G, sizeof G2);
+    CHECK(rc == 0 && memcmp(G, G2, sizeof G2) == 0 && l2 == *loss, "second batch differs");
+    til_step_buf_free(&sb);
+    til_backbone_free(&bb);
+    return rc ? -1 : 0;
+}
+
+TEST(lightgcn_bpr_backward_fd)
+{
+    til_inter t;
+    make_train(&t);
+    static double A[N][N];
+    dense_ahat(&t, A);
+    float P[N * D], G[N * D], G3[N * D];
+    til_init_xavier(P, N, D, 3, 0);
+    for (int q = 0; q < N * D; q++)
+        P[q] *= 6; /* larger scores: the sigmoid is not flat */
+    double Pd[N * D], ref[N * D], got[N * D], reg = 0.05;
+    for (int q = 0; q < N * D; q++)
+        Pd[q] = P[q];
+    for (int L = 1; L <= 2; L++) {
+        double loss, l3;
+        if (lgcn_grad(&t, L, 1, reg, P, G, &loss) || lgcn_grad(&t, L, 3, reg, P, G3, &l3))
+            break;
+        CHECK(memcmp(G, G3, sizeof G) == 0 && loss == l3, "L=%d: 1 and 3 threads differ", L);
+        double l0 = lgcn_loss_ref(A, L, Pd, reg);
+        CHECK(fabs(loss - l0) < 1e-5 * (1 + fabs(l0)), "L=%d loss %.9g ref %.9g", L, loss, l0);
+        for (int q = 0; q < N * D; q++) {
+            double h = 1e-5, x = Pd[q];
+            Pd[q] = x + h;
+            double lp = lgcn_loss_ref(A, L, Pd, reg);
+            Pd[q] = x - h;
+            double lm = lgcn_loss_ref(A, L, Pd, reg);
+            Pd[q] = x;
+            ref[q] = (lp - lm) / (2 * h);
+            got[q] = G[q];
+        }
+        char what[64];
+        snprintf(what, sizeof what, "dL/dE0 (LightGCN L=%d, BPR + L2)", L);
+        CHECK_CLOSE(what, got, ref, N * D, 1e-6, 1e-4);
+    }
+    til_inter_free(&t);
+}
+
+/* ------------------------------------------------------------------ NeuMF */
+
+enum { ND = 8, NH = ND / 2, NH2 = NH / 2 };
+
+static double relu_d(double x) { return x > 0 ? x : 0; }
+
+/* the NeuMF score in double, weights from the packed tower t */
+static double neumf_ref(const double *t, const double *pu, const double *qi)
+{
+    const double *W1 = t, *b1 = W1 + ND * NH, *W2 = b1 + NH, *b2 = W2 + NH * NH2, *wp = b2 + NH2, *bp = wp + NH + NH2;
+    double x[ND], a1[NH], y = bp[0];
+    for (int k = 0; k < NH; k++)
+        x[k] = pu[NH + k], x[NH + k] = qi[NH + k];
+    for (int j = 0; j < NH; j++) {
+        double z = b1[j];
+        for (int k = 0; k < ND; k++)
+            z += x[k] * W1[k * NH + j];
+        a1[j] = relu_d(z);
+    }
+    for (int j = 0; j < NH2; j++) {
+        double z = b2[j];
+        for (int k = 0; k < NH; k++)
+            z += a1[k] * W2[k * NH2 + j];
+        y += wp[NH + j] * relu_d(z);
+    }
+    for (int k = 0; k < NH; k++)
+        y += wp[k] * pu[k] * qi[k];
+    return y;
+}
+
+static double neumf_loss_ref(const double *P, double reg)
+{
+    const double *t = P + N * ND;
+    double loss = 0, l2 = 0;
+    for (int b = 0; b < NB; b++) {
+        const double *pu = P + BU[b] * ND, *qi = P + (NU + BI[b]) * ND, *qj = P + (NU + BJ[b]) * ND;
+        loss += log1p(exp(-(neumf_ref(t, pu, qi) - neumf_ref(t, pu, qj))));
+        for (int k = 0; k < ND; k++)
+            l2 += pu[k] * pu[k] + qi[k] * qi[k] + qj[k] * qj[k];
+    }
+    return loss / NB + reg * 0.5 * l2 / NB;
+}
+
+static int neumf_grad(int threads, double reg, float *P, uint64_t np, float *Gd, double *loss, int init)
+{
+    til_err e;
+    til_backbone bb;
+    til_step_buf sb;
+    if (til_backbone_create_opts(&bb, "neumf", NU, NI, ND, NB, NULL, &e) || til_step_buf_alloc(&sb, NB, ND, &e)) {
+        CHECK(0, "init: %s", e.msg);
+        return -1;
+    }
+    CHECK(bb.n_param == np, "neumf n_param %llu", (unsigned long long)bb.n_param);
+    if (init) { /* the trainer's init, scaled so that the sigmoid and the ReLUs are not flat */
+        til_init_xavier(bb.param, N, ND, 3, 0);
+        bb.ops->init(&bb, 5);
+        for (uint64_t q = 0; q < np * ND; q++)
+            bb.param[q] *= 3;
+        float *b1 = bb.param + N * ND + ND * NH, *b2 = b1 + NH + NH * NH2;
+        for (int q = 0; q < NH; q++) /* biases away from 0: no pre-activation sits on a ReLU kink */
+            b1[q] = 0.1f * (q - 1.5f);
+        for (int q = 0; q < NH2; q++)
+            b2[q] = 0.07f * (q + 1);
+        memcpy(P, bb.param, np * ND * sizeof(float));
+    }
+    memcpy(bb.param, P, np * ND * sizeof(float));
+    til_batch b = {NB, BU, BI, BJ};
+    int rc = bb.ops->prepare(&bb, &b, &e) || til_batch_grad(&bb, &b, reg, threads, &sb, loss, &e);
+    CHECK(rc == 0, "grad: %s", e.msg);
+    memset(Gd, 0, np * ND * sizeof(float));
+    for (uint64_t k = 0; k < bb.n_rows && !rc; k++)
+        memcpy(Gd + (uint64_t)bb.rows[k] * ND, sb.G + k * ND, ND * sizeof(float));
+    til_step_buf_free(&sb);
+    til_backbone_free(&bb);
+    return rc ? -1 : 0;
+}
+
+TEST(neumf_bpr_backward_fd)
+{
+    uint64_t tower = til_neumf_tower_size(ND), np = N + (tower + ND - 1) / ND;
+    CHECK(tower == ND * NH + NH + NH * NH2 + NH2 + NH + NH2 + 1, "tower size");
+    float *P = calloc(np * ND, 4), *G = calloc(np * ND, 4), *G3 = calloc(np * ND, 4);
+    double *Pd = calloc(np * ND, 8), *ref = calloc(np * ND, 8), *got = calloc(np * ND, 8), reg = 0.05, loss, l3;
+    if (neumf_grad(1, reg, P, np, G, &loss, 1) == 0 && neumf_grad(3, reg, P, np, G3, &l3, 0) == 0) {
+        CHECK(memcmp(G, G3, np * ND * 4) == 0 && loss == l3, "neumf: 1 and 3 threads differ");
+        for (uint64_t q = 0; q < np * ND; q++)
+            Pd[q] = P[q];
+        double l0 = neumf_loss_ref(Pd, reg);
+        CHECK(fabs(loss - l0) < 1e-5 * (1 + fabs(l0)), "neumf loss %.9g ref %.9g", loss, l0);
+        uint64_t n = N * ND + tower; /* the padding has no gradient: checked below */
+        for (uint64_t q = 0; q < n; q++) {
+            double h = 1e-6, x = Pd[q];
+            Pd[q] = x + h;
+            double lp = neumf_loss_ref(Pd, reg);
+            Pd[q] = x - h;
+            double lm = neumf_loss_ref(Pd, reg);
+            Pd[q] = x;
+            ref[q] = (lp - lm) / (2 * h);
+            got[q] = G[q];
+        }
+        CHECK_CLOSE("dL/dparam (NeuMF embeddings + W1 b1 W2 b2 wp bp, BPR + L2)", got, ref, n, 1e-6, 1e-4);
+        for (uint64_t q = n; q < np * ND; q++)
+            CHECK(G[q] == 0, "padding gradient %g", G[q]);
+    }
+    free(P), free(G), free(G3), free(Pd), free(ref), free(got);
+}
+
+TEST(neumf_scorer_matches_pair_reference_and_model_file)
+{
+    til_err e;
+    til_backbone bb;
+    CHECK(til_backbone_create_opts(&bb, "neumf", NU, NI, ND, NB, NULL, &e) == 0, "%s", e.msg);
+    til_init_xavier(bb.param, N, ND, 3, 0);
+    bb.ops->init(&bb, 5);
+    for (uint64_t q = 0; q < bb.n_param * ND; q++)
+        bb.param[q] *= 3;
+    CHECK(bb.ops->forward(&bb, NULL, 1, &e) == 0, "%s", e.msg);
+    til_neumf_net net;
+    til_neumf_net_view(&net, ND, bb.param + N * ND);
+    double ref[NU * NI], got[NU * NI], fm[NU * NI];
+    for (int u = 0; u < NU; u++)
+        for (int i = 0; i < NI; i++)
+            ref[u * NI + i] = til_neumf_score(&net, bb.U + u * ND, bb.V + i * ND);
+    /* the trainer's evaluation scorer */
+    til_scorer s;
+    float out[NU * NI];
+    uint32_t users[NU] = {0, 1, 2, 3, 4};
+    CHECK(til_backbone_scorer(&bb, &s, &e) == 0 && s.score(s.ctx, users, NU, out, &e) == 0, "%s", e.msg);
+    for (int q = 0; q < NU * NI; q++)
+        got[q] = out[q];
+    CHECK_CLOSE("neumf scorer vs til_neumf_score", got, ref, NU * NI, 1e-6, 1e-5);
+    /* a model file as the trainer writes it, scored by til_scorer_from_model */
+    til_model m;
+    til_model_init(&m);
+    CHECK(til_model_set(&m, "kind", "model", &e) == 0 && bb.ops->meta(&bb, &m, &e) == 0 &&
+              til_model_setf(&m, &e, "n_users", "%d", NU) == 0 && til_model_setf(&m, &e, "n_items", "%d", NI) == 0 &&
+              til_model_setf(&m, &e, "dim", "%d", ND) == 0 && til_model_add(&m, "user", TIL_F32, NU, ND, bb.U, &e) &&
+              til_model_add(&m, "item", TIL_F32, NI, ND, bb.V, &e) && bb.ops->export_model(&bb, &m, &e) == 0,
+          "model: %s", e.msg);
+    til_backbone_free(&bb);
+    til_scorer s2;
+    CHECK(til_scorer_from_model(&m, "m.model", &s2, &e) == 0 && s2.score && s2.score(s2.ctx, users, NU, out, &e) == 0, "%s",
+          e.msg);
+    for (int q = 0; q < NU * NI; q++)
+        fm[q] = out[q];
+    CHECK_CLOSE("til_scorer_from_model(neumf) vs pair reference", fm, ref, NU * NI, 1e-6, 1e-5);
+    til_scorer_release(&s2);
+    /* a dot model: no score function */
+    til_model_set(&m, "scorer", "dot", &e);
+    CHECK(til_scorer_from_model(&m, "m.model", &s2, &e) == 0 && !s2.score && s2.U && s2.dim == ND, "dot scorer");
+    til_model_set(&m, "scorer", "bogus", &e);
+    CHECK(til_scorer_from_model(&m, "m.model", &s2, &e) == -1 && strstr(e.msg, "bogus"), "unknown scorer rejected");
+    til_model_free(&m);
+}
+
+int main(void)
+{
+    RUN(lightgcn_propagation_matches_dense);
+    RUN(lightgcn_bpr_backward_fd);
+    RUN(neumf_bpr_backward_fd);
+    RUN(neumf_scorer_matches_pair_reference_and_model_file);
+    return unit_end();
+}
