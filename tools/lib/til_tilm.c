@@ -16,6 +16,10 @@
 #include "til_state.h"
 #include "til_train.h"
 
+#ifdef TIL_HAVE_BLAS
+#include <cblas.h>
+#endif
+
 void til_tilm_defaults(til_tilm_opts *o)
 {
     memset(o, 0, sizeof *o);
@@ -283,7 +287,7 @@ static int meta_grad(til_method *m, const til_batch *b, float *gL, til_err *e)
     return 0;
 }
 
-static int tilm_before_grad(til_method *m, const til_batch *b, til_err *e)
+static int before_grad_impl(til_method *m, const til_batch *b, til_err *e)
 {
     tilm *t = m->impl;
     til_backbone *bb = m->env.bb;
@@ -322,6 +326,22 @@ static int tilm_before_grad(til_method *m, const til_batch *b, til_err *e)
         t->nwst += (uint64_t)n;
     }
     return 0;
+}
+
+/* The weight network's gemms (B x 2d x hidden) run on one OpenBLAS thread: on a
+ * shared machine OpenBLAS's spinning pool cost more than it saved (small runs
+ * went from 0.1 s to 5 s of wall time in sched_yield). */
+static int tilm_before_grad(til_method *m, const til_batch *b, til_err *e)
+{
+#ifdef TIL_HAVE_BLAS
+    int bt = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+#endif
+    int rc = before_grad_impl(m, b, e);
+#ifdef TIL_HAVE_BLAS
+    openblas_set_num_threads(bt);
+#endif
+    return rc;
 }
 
 static int tilm_after_grad(til_method *m, const til_batch *b, double *loss, til_err *e)
