@@ -112,6 +112,8 @@ typedef struct tilm {
     uint64_t *bgidx;
     uint64_t nbi;
     uint32_t *stamp, cur;
+    uint32_t *bpos;       /* n_items: index of a batch item in bitems (valid where stamp == cur) */
+    double lc;            /* the batch's clustering loss (mean KL), with gXc and gC computed in before_grad */
     float *Xc, *Tc, *gXc; /* 3B x d, 3B x K, 3B x d */
     uint32_t *ou;         /* 3 x B: fresh outer batch */
     float *wst;           /* weights used this epoch (nnz) */
@@ -131,7 +133,7 @@ static void tilm_free(til_method *m)
     til_tilm_fast_free(&t->fast);
     free(t->lam.m);
     free(t->phi.m);
-    void *p[] = {t->gL, t->S, t->w, t->dw, t->eta, t->centers, t->gC, t->memb, t->T, t->Qm, t->bitems,
+    void *p[] = {t->gL, t->S, t->w, t->dw, t->eta, t->centers, t->gC, t->memb, t->T, t->Qm, t->bitems, t->bpos,
                  t->bgidx, t->stamp, t->Xc, t->Tc, t->gXc, t->ou, t->wst};
     for (size_t k = 0; k < sizeof p / sizeof *p; k++)
         free(p[k]);
@@ -174,10 +176,14 @@ static int refresh_clusters(til_method *m, int init, til_err *e)
 static void dec_extra(void *ctx, int table, uint32_t row, const float *theta, int d, double *g)
 {
     tilm *t = ctx;
+    (void)theta;
     if (table != TIL_META_ITEM || t->stamp[row] != t->cur)
         return;
-    til_dec_row_grad(theta, d, t->centers, t->K, t->o.tau, t->T + (uint64_t)row * t->K, t->o.gamma / (double)t->nbi,
-                     g);
+    /* gamma * d/dq_i of the batch's mean KL, computed once per step at the current Theta and Phi (the same
+     * gradient the step adds into G in after_grad) */
+    const float *gx = t->gXc + (uint64_t)t->bpos[row] * d;
+    for (int c = 0; c < d; c++)
+        g[c] += gx[c];
 }
 
 static int cluster_loss_on(const tilm *t) { return t->variant == TIL_TILM_MI && t->clustered && t->o.gamma > 0; }
@@ -197,9 +203,21 @@ static void collect_items(til_method *m)
             if (bb->rows[k] >= bb->n_users) {
                 uint32_t it = bb->rows[k] - bb->n_users;
                 t->stamp[it] = t->cur;
+                t->bpos[it] = (uint32_t)t->nbi;
                 t->bitems[t->nbi] = it;
                 t->bgidx[t->nbi++] = k;
             }
+    if (!cluster_loss_on(t) || t->nbi == 0)
+        return;
+    /* gamma * (1/n) sum_i KL(T_i || Q_i) over the batch's items: gradients wrt those rows and Phi */
+    int d = t->d, K = t->K;
+    for (uint64_t r = 0; r < t->nbi; r++) {
+        memcpy(t->Xc + r * d, bb->V + (uint64_t)t->bitems[r] * d, (size_t)d * sizeof(float));
+        memcpy(t->Tc + r * K, t->T + (uint64_t)t->bitems[r] * K, (size_t)K * sizeof(float));
+    }
+    memset(t->gXc, 0, t->nbi * (size_t)d * sizeof(float));
+    memset(t->gC, 0, (size_t)K * d * sizeof(float));
+    t->lc = til_dec_loss_grad(t->Xc, NULL, t->nbi, d, t->centers, K, t->o.tau, t->Tc, 1, t->o.gamma, t->gXc, t->gC);
 }
 
 /* Steps 1-2 of the iteration on batch b (prepared, rows current, refreshes done):
@@ -350,17 +368,8 @@ static int tilm_after_grad(til_method *m, const til_batch *b, double *loss, til_
     tilm *t = m->impl;
     if (!cluster_loss_on(t))
         return 0;
-    til_backbone *bb = m->env.bb;
-    int d = t->d, K = t->K;
-    for (uint64_t r = 0; r < t->nbi; r++) {
-        memcpy(t->Xc + r * d, bb->V + (uint64_t)t->bitems[r] * d, (size_t)d * sizeof(float));
-        memcpy(t->Tc + r * K, t->T + (uint64_t)t->bitems[r] * K, (size_t)K * sizeof(float));
-    }
-    memset(t->gXc, 0, t->nbi * (size_t)d * sizeof(float));
-    memset(t->gC, 0, (size_t)K * d * sizeof(float));
-    /* gamma * (1/n) sum_i KL(T_i || Q_i): gradients into the batch's item rows and Phi */
-    double lc = til_dec_loss_grad(t->Xc, NULL, t->nbi, d, t->centers, K, t->o.tau, t->Tc, 1, t->o.gamma, t->gXc,
-                                  t->gC);
+    int d = t->d;
+    double lc = t->lc; /* computed in before_grad at the same Theta and Phi */
     float *G = m->env.sb->G;
     for (uint64_t r = 0; r < t->nbi; r++)
         for (int q = 0; q < d; q++)
@@ -651,6 +660,7 @@ int til_tilm_create(til_method *m, int variant, const til_tilm_opts *o, til_err 
     if (!(t->gL = til_malloc(t->net.n_params, sizeof(float), e)) || !(t->S = til_malloc(B * 2 * d, sizeof(float), e)) ||
         !(t->w = til_malloc(B, sizeof(float), e)) || !(t->dw = til_malloc(B, sizeof(float), e)) ||
         !(t->eta = til_calloc(nu * d, sizeof(float), e)) || !(t->stamp = til_calloc(ni, sizeof(uint32_t), e)) ||
+        !(t->bpos = til_calloc(ni, sizeof(uint32_t), e)) ||
         !(t->bitems = til_malloc(3 * B, sizeof(uint32_t), e)) || !(t->bgidx = til_malloc(3 * B, sizeof(uint64_t), e)) ||
         !(t->Xc = til_malloc(3 * B * d, sizeof(float), e)) || !(t->gXc = til_malloc(3 * B * d, sizeof(float), e)) ||
         !(t->ou = til_malloc(3 * B, sizeof(uint32_t), e)) ||
