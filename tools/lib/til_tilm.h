@@ -36,8 +36,11 @@
  *    in the look-ahead too (til_meta extra). T and the memberships c_i =
  *    argmax_k Q_ik are refreshed over all items every `cluster_update` steps
  *    (same cadence rule as eta); mu_ci = Phi[c_i] uses the current Phi.
- *    The clustering loss needs the item representations to be parameter rows
- *    (mf); with gamma = 0 any backbone works.
+ *    The batch's DEC gradient is computed once per step (before the meta
+ *    step) and used twice: as the extra inner term of the look-ahead and in
+ *    the step's G (same Theta, same Phi). The clustering loss needs the item
+ *    representations to be parameter rows (mf); with gamma = 0 any backbone
+ *    with a jvp works.
  *  - til-mik: centers and memberships are recomputed every `cluster_update`
  *    steps by Lloyd iterations warm-started from the previous centers (at most
  *    `kmeans_iter`, default 3).
@@ -47,6 +50,12 @@
  *  - dump_weights: after training, the final Theta, Lambda, eta and centers on
  *    the triplets of epoch (last + 1)'s sampling (all, or the first dump_sample of
  *    that shuffled epoch), TSV "user pos neg weight" (dense ids).
+ *  - --meta-batch fresh: the outer batch is a contiguous slice (as many
+ *    triplets as a batch, wrapping) of the epoch's shuffled triplets at an
+ *    offset drawn from (seed, TIL_STREAM_META, step); it may overlap the inner
+ *    batch. Its rows are caught up before they are read.
+ *  - The weight network's gemms run on one OpenBLAS thread (set and restored
+ *    around the hook); the trainer's threads do the rest.
  *  - Randomness: Lambda init from (seed, stream 0x7731 of til_wnet), fresh outer
  *    batches from (seed, TIL_STREAM_META, step), k-means from (seed, 0x6b6d). */
 #ifndef TIL_TILM_H
