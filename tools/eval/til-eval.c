@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "til_device.h"
 #include "til_eval.h"
 #include "til_scorers.h"
 #include "til_inter.h"
@@ -36,6 +37,7 @@ static void usage(FILE *f)
             "  -T, --tag K=V       set a label (dataset, backbone, method, seed override the model's meta;\n"
             "                      others appear in table and json); repeatable\n"
             "      --block N       users per scoring block (default: automatic)\n"
+            "      --device D      cpu (default) or cuda (dot-product models; docs/CUDA.md)\n"
             "      --bench-sgemm-only  time the scoring alone (same blocks, no selection) and the full\n"
             "                      evaluation, print both in seconds\n"
             "  -h, --help          this text\n",
@@ -191,7 +193,7 @@ int main(int argc, char **argv)
 {
     til_setprog(argv[0]);
     til_io_cleanup_on_signals();
-    enum { OPT_BLOCK = 256, OPT_BENCH };
+    enum { OPT_BLOCK = 256, OPT_BENCH, OPT_DEVICE };
     static const struct option opts[] = {{"model", required_argument, 0, 'm'},
                                          {"train", required_argument, 0, 'r'},
                                          {"valid", required_argument, 0, 'v'},
@@ -203,6 +205,7 @@ int main(int argc, char **argv)
                                          {"tag", required_argument, 0, 'T'},
                                          {"block", required_argument, 0, OPT_BLOCK},
                                          {"bench-sgemm-only", no_argument, 0, OPT_BENCH},
+                                         {"device", required_argument, 0, OPT_DEVICE},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     til_err e;
@@ -241,6 +244,10 @@ int main(int argc, char **argv)
         }
         case OPT_BLOCK: bad = til_parse_int(optarg, 1, 1 << 20, &o.block, "--block", &e); break;
         case OPT_BENCH: bench = 1; break;
+        case OPT_DEVICE:
+            if ((o.device = til_device_parse(optarg)) < 0)
+                bad = til_seterr(&e, "--device: want cpu or cuda, got '%s'", optarg);
+            break;
         case 'h': usage(stdout); return til_close_stdout();
         default: usage(stderr); return TIL_EXIT_USAGE;
         }
@@ -255,6 +262,11 @@ int main(int argc, char **argv)
             til_warn("unexpected operand '%s'", argv[optind]);
         else
             til_warn("--model, --train and --test are required");
+        usage(stderr);
+        return TIL_EXIT_USAGE;
+    }
+    if (bench && o.device == TIL_DEVICE_CUDA) {
+        til_warn("--bench-sgemm-only times the CPU path; drop --device cuda");
         usage(stderr);
         return TIL_EXIT_USAGE;
     }

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "til_cuda.h"
 #include "til_model.h"
 #include "til_par.h"
 
@@ -262,22 +263,6 @@ static int eval_row(const run_ctx *c, uint32_t u, const float *row, cand *h, dou
     if (nan)
         return til_seterr(e, "scores of user %u contain %llu NaN values (diverged model?)", u,
                           (unsigned long long)nan);
-    uint64_t nt = til_inter_deg(te, u);
-    /* hits by rank, then the metrics per cutoff */
-    int hits = 0, r = 0;
-    double dcg = 0;
-    for (int q = 0; q < c->n_k; q++) {
-        int k = c->o->ks[q];
-        for (; r < k && r < hn; r++)
-            if (til_inter_has(te, u, h[r].id)) {
-                hits++;
-                dcg += 1.0 / log2(r + 2.0);
-            }
-        v[q] = (double)hits / (double)nt;
-        v[c->n_k + q] = dcg / c->idcg[TIL_MIN((uint64_t)k, nt)];
-        v[2 * c->n_k + q] = (double)hits / k;
-        v[3 * c->n_k + q] = hits > 0;
-    }
     double mrr = 0;
     if (have) {
         /* remove excluded items counted as better (train, then exclude-only) */
@@ -291,8 +276,37 @@ static int eval_row(const run_ctx *c, uint32_t u, const float *row, cand *h, dou
             }
         mrr = 1.0 / (double)(better + 1);
     }
-    v[4 * c->n_k] = mrr;
+    til_eval_user_metrics(c->o, c->idcg, te, u, &h[0].id, sizeof *h / sizeof h[0].id, hn, mrr, v);
     return 0;
+}
+
+void til_eval_idcg(int maxk, double *idcg)
+{
+    idcg[0] = 1; /* unused: n_test >= 1 */
+    for (int r = 1; r <= maxk; r++)
+        idcg[r] = (r > 1 ? idcg[r - 1] : 0) + 1.0 / log2(r + 1.0);
+}
+
+void til_eval_user_metrics(const til_eval_opts *o, const double *idcg, const til_inter *te, uint32_t u,
+                           const uint32_t *ids, size_t stride, int hn, double mrr, double *v)
+{
+    uint64_t nt = til_inter_deg(te, u);
+    /* hits by rank, then the metrics per cutoff */
+    int hits = 0, r = 0, n_k = o->n_k;
+    double dcg = 0;
+    for (int q = 0; q < n_k; q++) {
+        int k = o->ks[q];
+        for (; r < k && r < hn; r++)
+            if (til_inter_has(te, u, ids[(size_t)r * stride])) {
+                hits++;
+                dcg += 1.0 / log2(r + 2.0);
+            }
+        v[q] = (double)hits / (double)nt;
+        v[n_k + q] = dcg / idcg[TIL_MIN((uint64_t)k, nt)];
+        v[2 * n_k + q] = (double)hits / k;
+        v[3 * n_k + q] = hits > 0;
+    }
+    v[4 * n_k] = mrr;
 }
 
 static void run_part(void *vctx, int part, uint64_t lo, uint64_t hi)
@@ -408,9 +422,7 @@ static int eval_core(const til_scorer *s, const til_inter *train, const til_inte
     for (uint32_t u = 0; u < s->n_users; u++)
         if (til_inter_deg(test, u) > 0)
             users[c.n_eval++] = u;
-    idcg[0] = 1; /* unused: n_test >= 1 */
-    for (int r = 1; r <= maxk; r++)
-        idcg[r] = (r > 1 ? idcg[r - 1] : 0) + 1.0 / log2(r + 1.0);
+    til_eval_idcg(maxk, idcg);
     c.users = users;
     c.idcg = idcg;
     c.vals = til_malloc(c.n_eval ? c.n_eval * c.stride : 1, sizeof(double), e);
@@ -436,55 +448,8 @@ static int eval_core(const til_scorer *s, const til_inter *train, const til_inte
         rc = 0;
         goto out;
     }
-    /* averages: sums in user order */
-    for (uint64_t x = 0; x < c.n_eval; x++) {
-        const double *v = c.vals + x * c.stride;
-        for (int q = 0; q < c.n_k; q++) {
-            res->recall[q] += v[q];
-            res->ndcg[q] += v[c.n_k + q];
-            res->precision[q] += v[2 * c.n_k + q];
-            res->hitrate[q] += v[3 * c.n_k + q];
-        }
-        res->mrr += v[4 * c.n_k];
-    }
-    res->n_users = c.n_eval;
-    if (c.n_eval) {
-        double d = (double)c.n_eval;
-        for (int q = 0; q < c.n_k; q++) {
-            res->recall[q] /= d;
-            res->ndcg[q] /= d;
-            res->precision[q] /= d;
-            res->hitrate[q] /= d;
-        }
-        res->mrr /= d;
-    }
-
-    if (per_user) {
-        size_t nu = s->n_users ? s->n_users : 1, nk = (size_t)c.n_k;
-        per_user->evaluated = til_calloc(nu, 1, e);
-        per_user->recall = til_calloc(nu * nk, sizeof(double), e);
-        per_user->ndcg = til_calloc(nu * nk, sizeof(double), e);
-        per_user->precision = til_calloc(nu * nk, sizeof(double), e);
-        per_user->hitrate = til_calloc(nu * nk, sizeof(double), e);
-        per_user->mrr = til_calloc(nu, sizeof(double), e);
-        if (!per_user->evaluated || !per_user->recall || !per_user->ndcg || !per_user->precision ||
-            !per_user->hitrate || !per_user->mrr) {
-            til_eval_per_user_free(per_user);
-            goto out;
-        }
-        for (uint64_t x = 0; x < c.n_eval; x++) {
-            uint32_t u = users[x];
-            const double *v = c.vals + x * c.stride;
-            per_user->evaluated[u] = 1;
-            for (size_t q = 0; q < nk; q++) {
-                per_user->recall[u * nk + q] = v[q];
-                per_user->ndcg[u * nk + q] = v[nk + q];
-                per_user->precision[u * nk + q] = v[2 * nk + q];
-                per_user->hitrate[u * nk + q] = v[3 * nk + q];
-            }
-            per_user->mrr[u] = v[4 * nk];
-        }
-    }
+    if (til_eval_collect(users, c.n_eval, c.vals, o, s->n_users, res, per_user, e))
+        goto out;
     rc = 0;
 out:
     free(users);
@@ -498,6 +463,8 @@ out:
 int til_eval_run(const til_scorer *s, const til_inter *train, const til_inter *exclude, const til_inter *test,
                  const til_eval_opts *o, til_eval_result *res, til_eval_per_user *per_user, til_err *e)
 {
+    if (o->device == TIL_DEVICE_CUDA)
+        return til_cuda_eval_run(s, train, exclude, test, o, res, per_user, e);
     return eval_core(s, train, exclude, test, o, res, per_user, 0, e);
 }
 
@@ -570,6 +537,66 @@ out:
     free(c.rc);
     free(c.err);
     return rc;
+}
+
+int til_eval_collect(const uint32_t *users, uint64_t n_eval, const double *vals, const til_eval_opts *o,
+                     uint32_t n_users, til_eval_result *res, til_eval_per_user *per_user, til_err *e)
+{
+    const int n_k = o->n_k, stride = 4 * o->n_k + 1;
+    memset(res, 0, sizeof *res);
+    res->n_k = o->n_k;
+    memcpy(res->ks, o->ks, sizeof res->ks);
+    /* averages: sums in user order */
+    for (uint64_t x = 0; x < n_eval; x++) {
+        const double *v = vals + x * stride;
+        for (int q = 0; q < n_k; q++) {
+            res->recall[q] += v[q];
+            res->ndcg[q] += v[n_k + q];
+            res->precision[q] += v[2 * n_k + q];
+            res->hitrate[q] += v[3 * n_k + q];
+        }
+        res->mrr += v[4 * n_k];
+    }
+    res->n_users = n_eval;
+    if (n_eval) {
+        double d = (double)n_eval;
+        for (int q = 0; q < n_k; q++) {
+            res->recall[q] /= d;
+            res->ndcg[q] /= d;
+            res->precision[q] /= d;
+            res->hitrate[q] /= d;
+        }
+        res->mrr /= d;
+    }
+
+    if (per_user) {
+        size_t nu = n_users ? n_users : 1, nk = (size_t)n_k;
+        memset(per_user, 0, sizeof *per_user);
+        per_user->evaluated = til_calloc(nu, 1, e);
+        per_user->recall = til_calloc(nu * nk, sizeof(double), e);
+        per_user->ndcg = til_calloc(nu * nk, sizeof(double), e);
+        per_user->precision = til_calloc(nu * nk, sizeof(double), e);
+        per_user->hitrate = til_calloc(nu * nk, sizeof(double), e);
+        per_user->mrr = til_calloc(nu, sizeof(double), e);
+        if (!per_user->evaluated || !per_user->recall || !per_user->ndcg || !per_user->precision ||
+            !per_user->hitrate || !per_user->mrr) {
+            til_eval_per_user_free(per_user);
+            return -1;
+        }
+        for (uint64_t x = 0; x < n_eval; x++) {
+            uint32_t u = users[x];
+            const double *v = vals + x * stride;
+            per_user->evaluated[u] = 1;
+            for (size_t q = 0; q < nk; q++) {
+                per_user->recall[u * nk + q] = v[q];
+                per_user->ndcg[u * nk + q] = v[nk + q];
+                per_user->precision[u * nk + q] = v[2 * nk + q];
+                per_user->hitrate[u * nk + q] = v[3 * nk + q];
+            }
+            per_user->mrr[u] = v[4 * nk];
+        }
+    }
+    return 0;
 }
 
 void til_eval_per_user_free(til_eval_per_user *p)

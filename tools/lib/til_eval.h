@@ -41,6 +41,7 @@ typedef struct til_eval_opts {
     int n_k;      /* number of cutoffs, >= 1 */
     int threads;  /* >= 1 */
     int block;    /* users per block; 0 = automatic */
+    int device;   /* TIL_DEVICE_CPU (0) or TIL_DEVICE_CUDA: til_cuda_eval_run */
 } til_eval_opts;
 
 typedef struct til_eval_result {
@@ -69,6 +70,18 @@ til_scorer til_scorer_dot(const float *U, const float *V, uint32_t n_users, uint
 int til_eval_run(const til_scorer *s, const til_inter *train, const til_inter *exclude, const til_inter *test,
                  const til_eval_opts *o, til_eval_result *res, til_eval_per_user *per_user, til_err *e);
 void til_eval_per_user_free(til_eval_per_user *p);
+
+/* Pieces of til_eval_run shared with the CUDA evaluator (til_cuda_eval_run):
+ * idcg[0..maxk] (idcg[n] = sum_{r=1..n} 1/log2(r+1));
+ * one user's values v (recall[n_k] ndcg[n_k] precision[n_k] hitrate[n_k] mrr)
+ * from its top list ids[r * stride], r < hn (best first) and its mrr;
+ * the averages (sums in evaluation order) and per-user arrays from the
+ * n_eval x (4 n_k + 1) values of users[0..n_eval). */
+void til_eval_idcg(int maxk, double *idcg);
+void til_eval_user_metrics(const til_eval_opts *o, const double *idcg, const til_inter *test, uint32_t u,
+                           const uint32_t *ids, size_t stride, int hn, double mrr, double *v);
+int til_eval_collect(const uint32_t *users, uint64_t n_eval, const double *vals, const til_eval_opts *o,
+                     uint32_t n_users, til_eval_result *res, til_eval_per_user *per_user, til_err *e);
 
 /* Top-k recommendation: for users[0..n) (any ids, any order), the k best items
  * not in exclude (may be NULL), best first, ties to the lower id, into

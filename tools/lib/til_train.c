@@ -10,6 +10,7 @@
 
 #include "til_adam.h"
 #include "til_backbone.h"
+#include "til_cuda.h"
 #include "til_eval.h"
 #include "til_loss.h"
 #include "til_method.h"
@@ -75,11 +76,13 @@ typedef struct trainer {
     int best_epoch;
     double best_recall, best_ndcg;
     int last_ckpt_epoch;
+    til_cuda_train *dev; /* device state when c->device == TIL_DEVICE_CUDA */
 } trainer;
 
 static void trainer_free(trainer *t)
 {
     til_method_free(&t->meth);
+    til_cuda_train_free(&t->dev);
     til_backbone_free(&t->bb);
     til_adam_free(&t->adam);
     til_sampler_free(&t->sampler);
@@ -131,6 +134,10 @@ static int trainer_init(trainer *t, const til_train_cfg *c, const til_inter *tra
                     til_stream(TIL_STREAM_INIT, 0, 1));
     if (t->bb.ops->init)
         t->bb.ops->init(&t->bb, c->seed);
+    if (hooked && c->device == TIL_DEVICE_CUDA) /* the method hooks run on the host tables */
+        return til_seterr(e, "--method %s: --device cpu only", c->method);
+    if (c->device == TIL_DEVICE_CUDA && til_cuda_train_init(&t->dev, c, &t->bb, &t->adam, e))
+        return -1;
     t->epoch = 1;
     til_method_env env = {c, train, &t->bb, &t->adam, &t->sb, &t->sampler, &t->trip, &t->epoch};
     return hooked ? til_method_create(&t->meth, c->method, &env, c->method_opts, e) : 0;
@@ -261,6 +268,8 @@ static int train_step(trainer *t, uint64_t lo, uint64_t hi, double *bl, til_err 
 {
     const til_train_cfg *c = t->c;
     til_batch b = {hi - lo, t->trip.u + lo, t->trip.i + lo, t->trip.j + lo};
+    if (t->dev)
+        return til_cuda_train_step(t->dev, &b, bl, e);
     til_backbone *bb = &t->bb;
     if (til_bl_per_batch(&t->bl) && /* adaptive samplers draw now, from the current model */
         til_bl_batch(&t->bl, bb, &t->adam, (uint64_t)t->epoch, lo / c->batch, &b, t->trip.j + lo, &b, c->threads, e))
@@ -487,7 +496,7 @@ int til_train_run(const til_train_cfg *c, const til_inter *train, const til_inte
     int rc = -1, epochs_run = 0, stopped_early = 0, done = 0;
     if (trainer_init(&t, c, train, valid, e))
         goto out;
-    if (c->resume_path && ckpt_read(&t, c->resume_path, e))
+    if (c->resume_path && (ckpt_read(&t, c->resume_path, e) || (t.dev && til_cuda_train_upload(t.dev, e))))
         goto out;
     if (c->info) {
         char a[32], b[32], s[32];
@@ -534,7 +543,7 @@ int til_train_run(const til_train_cfg *c, const til_inter *train, const til_inte
     if (!(ep_s = til_malloc((size_t)c->epochs + 1, sizeof *ep_s, e)))
         goto out;
     til_scorer sc;
-    til_eval_opts eo = {.ks = {c->topk}, .n_k = 1, .threads = c->threads, .block = 0};
+    til_eval_opts eo = {.ks = {c->topk}, .n_k = 1, .threads = c->threads, .block = 0, .device = c->device};
     for (; t.epoch <= c->epochs && !done; t.epoch++) {
         double t0 = til_now();
         if (til_sampler_epoch(&t.sampler, (uint64_t)t.epoch, c->threads, &t.trip, e))
@@ -543,6 +552,8 @@ int til_train_run(const til_train_cfg *c, const til_inter *train, const til_inte
         for (; t.pos < t.trip.n; t.pos = TIL_MIN(t.pos + c->batch, t.trip.n)) {
             if (c->stop && *c->stop) {
                 if (c->checkpoint_path) {
+                    if (t.dev && til_cuda_train_download(t.dev, 1, e))
+                        goto out;
                     til_adam_sync(&t.adam, c->threads);
                     if (ckpt_write(&t, c->checkpoint_path, e))
                         goto out;
@@ -576,6 +587,8 @@ int til_train_run(const til_train_cfg *c, const til_inter *train, const til_inte
         int evald = 0;
         til_eval_result er = {0};
         if (t.epoch % c->eval_every == 0 || t.epoch == c->epochs) {
+            if (t.dev && til_cuda_train_download(t.dev, 0, e))
+                goto out;
             til_adam_sync(&t.adam, c->threads);
             if (t.bb.ops->forward(&t.bb, NULL, c->threads, e) || til_backbone_scorer(&t.bb, &sc, e) ||
                 til_eval_run(&sc, train, NULL, valid, &eo, &er, NULL, e)) {
@@ -622,6 +635,8 @@ int til_train_run(const til_train_cfg *c, const til_inter *train, const til_inte
         int next = t.epoch + 1;
         if (c->checkpoint_path &&
             ((c->checkpoint_every > 0 && t.epoch % c->checkpoint_every == 0) || done || t.epoch == c->epochs)) {
+            if (t.dev && til_cuda_train_download(t.dev, 1, e))
+                goto out;
             til_adam_sync(&t.adam, c->threads);
             t.epoch = next; /* a checkpoint names the epoch to run next */
             int w = ckpt_write(&t, c->checkpoint_path, e);

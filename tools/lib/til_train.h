@@ -57,6 +57,7 @@ typedef struct til_train_cfg {
     FILE *info;                  /* memory and summary lines, or NULL */
     volatile sig_atomic_t *stop; /* set from a signal handler: checkpoint and return 1 */
     int layers;                  /* graph backbones: propagation layers (1) */
+    int device;                  /* TIL_DEVICE_CPU (0) or TIL_DEVICE_CUDA (til_cuda.h: mf + bpr) */
 } til_train_cfg;
 
 typedef struct til_train_result {

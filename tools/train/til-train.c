@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "til_adam.h"
+#include "til_device.h"
 #include "til_eval.h"
 #include "til_inter.h"
 #include "til_io.h"
@@ -59,6 +60,7 @@ static void usage(FILE *f)
             "  --topk K              K of Recall/NDCG@K (20)\n"
             "  --seed N              random seed (2020)\n"
             "  --threads N           threads (default: all cores); results do not depend on it\n"
+            "  --device cpu|cuda     where to train (cpu); cuda: mf backbone with bpr only (docs/CUDA.md)\n"
             "  --log FILE            TSV: epoch loss train_s sample_s eval_s valid_recall valid_ndcg best_epoch best_recall\n"
             "  --checkpoint FILE     checkpoint every --checkpoint-every epochs, at the end, and on SIGINT/SIGTERM\n"
             "  --checkpoint-every N  epochs between checkpoints (0: only at the end / on a signal)\n"
@@ -100,7 +102,7 @@ static void on_stop(int sig)
 enum { O_TRAIN = 256, O_VALID, O_TEST, O_BACKBONE, O_METHOD, O_OPTIM, O_DIM, O_BATCH, O_LR, O_REG, O_EPOCHS,
        O_EVAL_EVERY, O_PATIENCE, O_TOPK, O_SEED, O_THREADS, O_LOG, O_CKPT, O_CKPT_EVERY, O_RESUME,
        O_LAYERS, O_NEGATIVES, O_PRIS_K, O_PRIS_WITHIN, O_POP_EXP, O_AO_LAMBDA, O_AO_REFRESH, O_DROP_RATE,
-       O_DROP_WARMUP, O_RCE_BETA,
+       O_DROP_WARMUP, O_RCE_BETA, O_DEVICE,
        O_ALPHA, O_CLUSTERS, O_TAU, O_GAMMA, O_PRETRAIN, O_CUPDATE, O_EUPDATE, O_KITER, O_VLR, O_MLR, O_MHIDDEN,
        O_MBATCH, O_WNORM, O_MPATH, O_DUMPW, O_DUMPS, O_DUMPC };
 
@@ -124,7 +126,7 @@ int main(int argc, char **argv)
         {"pris-within", required_argument, 0, O_PRIS_WITHIN}, {"pop-exponent", required_argument, 0, O_POP_EXP},
         {"aobpr-lambda", required_argument, 0, O_AO_LAMBDA}, {"aobpr-refresh", required_argument, 0, O_AO_REFRESH},
         {"drop-rate", required_argument, 0, O_DROP_RATE}, {"drop-warmup", required_argument, 0, O_DROP_WARMUP},
-        {"rce-beta", required_argument, 0, O_RCE_BETA},
+        {"rce-beta", required_argument, 0, O_RCE_BETA}, {"device", required_argument, 0, O_DEVICE},
         {"alpha", required_argument, 0, O_ALPHA},       {"clusters", required_argument, 0, O_CLUSTERS},
         {"tau", required_argument, 0, O_TAU},           {"gamma", required_argument, 0, O_GAMMA},
         {"pretrain-epochs", required_argument, 0, O_PRETRAIN}, {"cluster-update", required_argument, 0, O_CUPDATE},
@@ -195,6 +197,13 @@ int main(int argc, char **argv)
                 c.reg = x;
             break;
         }
+        case O_DEVICE:
+            if ((c.device = til_device_parse(optarg)) < 0) {
+                til_warn("--device: unknown device '%s' (cpu, cuda)", optarg);
+                usage(stderr);
+                return TIL_EXIT_USAGE;
+            }
+            break;
         case O_NEGATIVES: NUM(1, 1000, c.bl.negatives, "--negatives"); break;
         case O_PRIS_K: NUM(1, 1024, c.bl.pris_clusters, "--pris-clusters"); break;
         case O_AO_REFRESH: NUM(0, INT64_MAX, c.bl.aobpr_refresh, "--aobpr-refresh"); break;
@@ -287,6 +296,12 @@ int main(int argc, char **argv)
         usage(stderr);
         return TIL_EXIT_USAGE;
     }
+    if (c.device == TIL_DEVICE_CUDA && (strcmp(c.backbone, "mf") || strcmp(c.method, "bpr"))) {
+        til_warn("--device cuda: backbone %s with method %s is not yet on cuda (mf with bpr is)", c.backbone,
+                 c.method);
+        usage(stderr);
+        return TIL_EXIT_USAGE;
+    }
     til_io_cleanup_on_signals();
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -329,7 +344,7 @@ int main(int argc, char **argv)
                 til_fmt_bytes(til_peak_rss(), rss, sizeof rss));
     if (test_p) {
         til_scorer s;
-        til_eval_opts eo = {.ks = {c.topk}, .n_k = 1, .threads = c.threads, .block = 0};
+        til_eval_opts eo = {.ks = {c.topk}, .n_k = 1, .threads = c.threads, .block = 0, .device = c.device};
         til_eval_result er;
         if (til_scorer_from_model(&m, out_p, &s, &e) ||
             til_eval_run(&s, &tr, &va, &te, &eo, &er, NULL, &e)) {
