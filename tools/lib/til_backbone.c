@@ -155,8 +155,23 @@ static void mf_free(til_backbone *bb)
     free(bb->param);
 }
 
-static const til_backbone_ops mf_ops = {
-    .name = "mf", .prepare = mf_prepare, .forward = mf_forward, .backward = mf_backward, .free = mf_free};
+/* MF: R = param, so the JVP is the identity: scatter-add D's rows. */
+static int mf_jvp(til_backbone *bb, const uint32_t *rows, uint64_t n_rows, const float *D, float *dU, float *dV,
+                  int threads, til_err *e)
+{
+    (void)threads, (void)e;
+    uint64_t d = (uint64_t)bb->dim, nu = bb->n_users;
+    for (uint64_t k = 0; k < n_rows; k++) {
+        uint64_t r = rows ? rows[k] : k;
+        float *dst = r < nu ? dU + r * d : dV + (r - nu) * d;
+        for (uint64_t c = 0; c < d; c++)
+            dst[c] += D[k * d + c];
+    }
+    return 0;
+}
+
+static const til_backbone_ops mf_ops = {.name = "mf", .prepare = mf_prepare, .forward = mf_forward,
+                                        .backward = mf_backward, .free = mf_free, .jvp = mf_jvp};
 
 int til_mf_init(til_backbone *bb, uint32_t n_users, uint32_t n_items, int dim, uint64_t batch_cap, til_err *e)
 {

@@ -23,6 +23,21 @@
  *                     (LightGCN convention: reg * 0.5 * sum |e0|^2 / B, so
  *                     reg_c = reg / B), and returns 0.5 * sum |e0|^2 over those
  *                     occurrences in *l2 (for the reported loss).
+ *   jvp(rows, n_rows, D, dU, dV)   (optional; TIL's meta-gradient needs it)
+ *                     forward-mode derivative of the representations at the
+ *                     current parameters: D is a direction in parameter space,
+ *                     D[k] (dim) for parameter row rows[k] (rows NULL: all
+ *                     n_param rows, D n_param x dim); unlisted rows have
+ *                     direction 0. ADDS (dR/dparam) D into dU (n_users x dim)
+ *                     and dV (n_items x dim), zeroed by the caller. Linear
+ *                     backbones (MF: the identity, scatter D's user rows into
+ *                     dU and item rows into dV; LightGCN: propagate D like the
+ *                     embeddings, no L2) give exactly R(param + D) - R(param);
+ *                     non-linear ones the first-order change. Its transpose
+ *                     must be what backward computes (the VJP) from dU, dQi,
+ *                     dQj without its L2 term. Must not touch param, U, V, rows
+ *                     or the state prepare left for backward. Deterministic for
+ *                     any thread count. Only dot-product heads (no score op).
  * Reductions are deterministic: each parameter row sums its contributions in
  * triplet order (u, then i, then j within a triplet), whatever the threads. */
 #ifndef TIL_BACKBONE_H
@@ -49,6 +64,10 @@ typedef struct til_backbone_ops {
     int (*backward)(til_backbone *bb, const til_batch *b, const float *dU, const float *dQi, const float *dQj,
                     float reg_c, float *G, double *l2, int threads, til_err *e);
     void (*free)(til_backbone *bb);
+    /* [NULL: the backbone does not support TIL methods] forward-mode derivative
+     * of the representations (contract at the top of this file). */
+    int (*jvp)(til_backbone *bb, const uint32_t *rows, uint64_t n_rows, const float *D, float *dU, float *dV,
+               int threads, til_err *e);
     /* Optional ops (NULL: the default in brackets). */
     /* [none] after the trainer's Xavier init of the user and item tables:
      * initialises the backbone's other parameter rows (NeuMF's tower). */

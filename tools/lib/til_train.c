@@ -13,6 +13,7 @@
 #include "til_cuda.h"
 #include "til_eval.h"
 #include "til_loss.h"
+#include "til_method.h"
 #include "til_par.h"
 #include "til_sampler.h"
 
@@ -66,6 +67,7 @@ typedef struct trainer {
     til_triplets trip;
     til_step_buf sb;
     float *best; /* n_param x dim, best parameters (valid when best_epoch > 0) */
+    til_method *meth; /* a method's hooks (TIL), NULL otherwise */
     /* progress */
     int epoch;      /* epoch in progress (1-based) */
     uint64_t pos;   /* next triplet of the epoch */
@@ -79,6 +81,7 @@ typedef struct trainer {
 
 static void trainer_free(trainer *t)
 {
+    til_method_free(&t->meth);
     til_cuda_train_free(&t->dev);
     til_backbone_free(&t->bb);
     til_adam_free(&t->adam);
@@ -98,9 +101,10 @@ static int trainer_init(trainer *t, const til_train_cfg *c, const til_inter *tra
     t->train = train;
     t->valid = valid;
     uint64_t B = c->batch, d = (uint64_t)c->dim;
-    int method = til_bl_method_parse(c->method);
+    int hooked = til_method_known(c->method); /* TIL: BPR loss, weighted through the method's hooks */
+    int method = hooked ? TIL_M_BPR : til_bl_method_parse(c->method);
     if (method < 0)
-        return til_seterr(e, "unknown method '%s' (known: %s)", c->method, TIL_BL_METHODS);
+        return til_seterr(e, "unknown method '%s' (known: %s, %s)", c->method, TIL_BL_METHODS, TIL_METHOD_NAMES);
     if (til_bl_init(&t->bl, method, &c->bl, train, c->dim, B, c->seed, e))
         return -1;
     B *= (uint64_t)til_bl_expand(&t->bl); /* PRIS: B positives -> B x N triplets per step */
@@ -130,10 +134,13 @@ static int trainer_init(trainer *t, const til_train_cfg *c, const til_inter *tra
                     til_stream(TIL_STREAM_INIT, 0, 1));
     if (t->bb.ops->init)
         t->bb.ops->init(&t->bb, c->seed);
+    if (hooked && c->device == TIL_DEVICE_CUDA) /* the method hooks run on the host tables */
+        return til_seterr(e, "--method %s: --device cpu only", c->method);
     if (c->device == TIL_DEVICE_CUDA && til_cuda_train_init(&t->dev, c, &t->bb, &t->adam, e))
         return -1;
     t->epoch = 1;
-    return 0;
+    til_method_env env = {c, train, &t->bb, &t->adam, &t->sb, &t->sampler, &t->trip, &t->epoch};
+    return hooked ? til_method_create(&t->meth, c->method, &env, c->method_opts, e) : 0;
 }
 
 /* ------------------------------------------------------------------ one step */
@@ -194,7 +201,7 @@ static void head_part(void *ctx, int part, uint64_t lo, uint64_t hi)
     if (j->phase == 1)
         return;
     if (j->phase == 0)
-        til_loss_bpr(s->s_pos, s->s_neg, NULL, j->scale, lo, hi, s->loss, s->g_pos, s->g_neg);
+        til_loss_bpr(s->s_pos, s->s_neg, s->w, j->scale, lo, hi, s->loss, s->g_pos, s->g_neg);
     for (uint64_t b = lo; b < hi; b++) {
         const float *restrict pu = U + (uint64_t)bt->u[b] * d;
         const float *restrict qi = V + (uint64_t)bt->i[b] * d;
@@ -232,7 +239,7 @@ int til_batch_grad_bl(til_backbone *bb, const til_batch *b, til_bl *bl, double r
             if (til_bl_step_loss(bl, b->n, s->s_pos, s->s_neg, s->loss, s->g_pos, s->g_neg, e))
                 return -1;
         } else {
-            til_loss_bpr(s->s_pos, s->s_neg, NULL, 1.0f / (float)b->n, 0, b->n, s->loss, s->g_pos, s->g_neg);
+            til_loss_bpr(s->s_pos, s->s_neg, s->w, 1.0f / (float)b->n, 0, b->n, s->loss, s->g_pos, s->g_neg);
         }
         if (bb->ops->score_backward(bb, b, s->g_pos, s->g_neg, s->dU, s->dQi, s->dQj, threads, e))
             return -1;
@@ -273,7 +280,12 @@ static int train_step(trainer *t, uint64_t lo, uint64_t hi, double *bl, til_err 
     if (!bb->rows) /* dense-gradient backbones: wire a dense step here (til_adam_step over all rows) */
         return til_seterr(e, "dense-gradient backbones are not wired to the optimizer yet");
     til_adam_catch_up(&t->adam, bb->rows, bb->n_rows, c->threads);
+    const til_method_ops *mo = t->meth ? t->meth->ops : NULL;
+    if (mo && mo->before_grad && mo->before_grad(t->meth, &b, e))
+        return -1;
     if (til_batch_grad_bl(bb, &b, &t->bl, c->reg, c->threads, &t->sb, bl, e))
+        return -1;
+    if (mo && mo->after_grad && mo->after_grad(t->meth, &b, bl, e))
         return -1;
     return til_adam_step(&t->adam, bb->rows, t->sb.G, bb->n_rows, c->threads, e);
 }
@@ -297,7 +309,8 @@ static int put_meta_common(til_model *m, const trainer *t, til_err *e)
            til_model_setf(m, e, "epochs_max", "%d", c->epochs) ||
            til_model_setf(m, e, "eval_every", "%d", c->eval_every) ||
            til_model_setf(m, e, "patience", "%d", c->patience) || til_model_setf(m, e, "topk", "%d", c->topk) ||
-           (t->bb.ops->meta && t->bb.ops->meta(&t->bb, m, e))
+           (t->bb.ops->meta && t->bb.ops->meta(&t->bb, m, e)) ||
+           (t->meth && t->meth->ops->put_meta && t->meth->ops->put_meta(t->meth, m, e))
                ? -1
                : 0;
 }
@@ -322,6 +335,8 @@ static int ckpt_write(trainer *t, const char *path, til_err *e)
         !til_model_add(&m, "adam_v", TIL_F32, np, d, t->adam.v, e) ||
         (t->adam.last && !til_model_add(&m, "adam_last", TIL_U64, np, 1, t->adam.last, e)) ||
         !til_model_add(&m, "best_param", TIL_F32, np, d, t->best, e))
+        goto out;
+    if (t->meth && t->meth->ops->save && t->meth->ops->save(t->meth, &m, e))
         goto out;
     rc = til_model_write(path, &m, e);
 out:
@@ -408,6 +423,8 @@ static int ckpt_read(trainer *t, const char *path, til_err *e)
             }
     }
     if (til_adam_reserve(&t->adam, t->adam.t + 1, e))
+        goto out;
+    if (t->meth && t->meth->ops->load && t->meth->ops->load(t->meth, &m, path, e))
         goto out;
     t->last_ckpt_epoch = t->epoch;
     rc = 0;
@@ -504,9 +521,24 @@ int til_train_run(const til_train_cfg *c, const til_inter *train, const til_inte
             til_seterr(e, "%s:", c->log_path);
             goto out;
         }
-        if (fresh)
-            fprintf(log, "epoch\tloss\ttrain_s\tsample_s\teval_s\tvalid_recall@%d\tvalid_ndcg@%d\tbest_epoch\tbest_recall@%d\n",
+        if (fresh && t.meth) { /* a method's run: the hyper-parameters as comment lines */
+            til_model hp;
+            til_model_init(&hp);
+            if (put_meta_common(&hp, &t, e)) {
+                til_model_free(&hp);
+                goto out;
+            }
+            for (int k = 0; k < hp.n_meta; k++)
+                fprintf(log, "# %s = %s\n", hp.key[k], hp.val[k]);
+            til_model_free(&hp);
+        }
+        if (fresh) {
+            fprintf(log, "epoch\tloss\ttrain_s\tsample_s\teval_s\tvalid_recall@%d\tvalid_ndcg@%d\tbest_epoch\tbest_recall@%d",
                     c->topk, c->topk, c->topk);
+            if (t.meth && t.meth->ops->log_header)
+                t.meth->ops->log_header(t.meth, log);
+            fputc('\n', log);
+        }
     }
     if (!(ep_s = til_malloc((size_t)c->epochs + 1, sizeof *ep_s, e)))
         goto out;
@@ -586,7 +618,10 @@ int til_train_run(const til_train_cfg *c, const til_inter *train, const til_inte
                 fprintf(log, "%.9g\t%.9g", er.recall[0], er.ndcg[0]);
             else
                 fprintf(log, "NA\tNA");
-            fprintf(log, "\t%d\t%.9g\n", t.best_epoch, t.best_recall);
+            fprintf(log, "\t%d\t%.9g", t.best_epoch, t.best_recall);
+            if (t.meth && t.meth->ops->log_row)
+                t.meth->ops->log_row(t.meth, log);
+            fputc('\n', log);
             if (fflush(log)) {
                 til_seterr(e, "%s:", c->log_path);
                 goto out;
@@ -617,6 +652,8 @@ int til_train_run(const til_train_cfg *c, const til_inter *train, const til_inte
         til_seterr(e, "no epoch was trained (checkpoint already at epoch %d of %d)", t.epoch, c->epochs);
         goto out;
     }
+    if (t.meth && t.meth->ops->finish && t.meth->ops->finish(t.meth, e))
+        goto out;
     if (make_model(&t, out, t.epoch - 1, stopped_early, e))
         goto out;
     res->best_epoch = t.best_epoch;

@@ -39,7 +39,8 @@
 
 typedef struct til_train_cfg {
     const char *backbone; /* "mf", "lightgcn", "neumf" */
-    const char *method;   /* "bpr" or a baseline (til_baselines.h) */
+    const char *method;   /* "bpr", a baseline (til_baselines.h) or til-ui, til-mi, til-mik (til_method.h) */
+    const void *method_opts; /* a til_method's own options (til_tilm_opts for til-*), NULL: defaults */
     til_bl_cfg bl;        /* the baselines' hyper-parameters */
     int optim;            /* TIL_ADAM_* */
     int dim;
@@ -87,12 +88,14 @@ struct til_batch;
 typedef struct til_step_buf {
     uint64_t cap;
     float *s_pos, *s_neg, *loss, *g_pos, *g_neg, *dU, *dQi, *dQj, *G;
+    const float *w; /* B per-triplet BPR weights set by a til_method, or NULL (all 1); not owned */
 } til_step_buf;
 int til_step_buf_alloc(til_step_buf *s, uint64_t batch, int dim, til_err *e);
 void til_step_buf_free(til_step_buf *s);
 
 /* Gradient of one batch, after bb->ops->prepare and the optimizer catch-up:
- * forward, the dot-product head with the BPR loss, backward. On return
+ * forward, the dot-product head with the BPR loss (weighted by s->w when set:
+ * L = (1/B) sum w_b BPR_b + L2), backward. On return
  * s->G[k] (dim) = dL/dparam[bb->rows[k]] for L = mean BPR + reg * 0.5 *
  * sum|e0|^2 / B, and *loss = L. Deterministic for any thread count. */
 int til_batch_grad(struct til_backbone *bb, const struct til_batch *b, double reg, int threads, til_step_buf *s,

@@ -1,7 +1,8 @@
 /* til-train: trains a recommender on an interaction file and writes the best
  * model (by validation Recall@K) as a model file (docs/FORMATS.md).
  *
- * Now: backbones mf, lightgcn (--layers), neumf, mgccf; method bpr or a baseline
+ * Now: backbones mf, lightgcn (--layers), neumf, mgccf; method bpr, TIL's til-ui,
+ * til-mi, til-mik (tools/lib/til_tilm.h) or a baseline
  * (til_baselines.h: wbpr, aobpr, pris, tce, rce, tce-bpr, rce-bpr); optimizers adam (PyTorch dense semantics,
  * exact lazy), lazy-adam (SparseAdam) and adam-eager (the dense reference).
  * All the work is in tools/lib/til_train.c; this main parses, loads, reports. */
@@ -18,6 +19,7 @@
 #include "til_io.h"
 #include "til_model.h"
 #include "til_scorers.h"
+#include "til_tilm.h"
 #include "til_train.h"
 #include "til_util.h"
 
@@ -34,7 +36,8 @@ static void usage(FILE *f)
             "  --layers N            lightgcn: propagation layers (1)\n"
                         "  --method NAME         bpr (default), or a baseline: wbpr (popularity negatives), aobpr (adaptive\n"
             "                        oversampling), pris (importance-sampled cluster negatives), tce, rce\n"
-            "                        (point-wise BCE, truncated / reweighted), tce-bpr, rce-bpr (the same on BPR)\n"
+            "                        (point-wise BCE, truncated / reweighted), tce-bpr, rce-bpr (the same on BPR),\n"
+            "                        or TIL: til-ui, til-mi, til-mik (options below)\n"
             "  --negatives N         pris: negatives per positive (5)\n"
             "  --pris-clusters K     pris: k-means clusters of items, refreshed every epoch (16)\n"
             "  --pris-within W       pris: uniform or pop sampling inside a cluster (uniform)\n"
@@ -62,6 +65,25 @@ static void usage(FILE *f)
             "  --checkpoint FILE     checkpoint every --checkpoint-every epochs, at the end, and on SIGINT/SIGTERM\n"
             "  --checkpoint-every N  epochs between checkpoints (0: only at the end / on a signal)\n"
             "  --resume FILE         continue from a checkpoint (bit-identical to an uninterrupted run)\n"
+            "TIL methods (til-ui: Uni-Interest state; til-mi: Multi-Interest + DEC clustering; til-mik: k-means centers):\n"
+            "  --alpha X             Multi-Interest mixing of the cluster center (1)\n"
+            "  --clusters K          item clusters (60)\n"
+            "  --tau X               Student-t degrees of freedom of the soft assignment (1)\n"
+            "  --gamma X             weight of the clustering loss KL(T||Q), til-mi (0.1)\n"
+            "  --pretrain-epochs N   epochs with the Uni-Interest state before clustering starts (500)\n"
+            "  --cluster-update N    steps between refreshes of T and memberships / k-means centers (10)\n"
+            "  --eta-update N        steps between refreshes of eta_u for all users (50)\n"
+            "  --kmeans-iter N       til-mik: warm-started Lloyd iterations per refresh (3)\n"
+            "  --virtual-lr X        look-ahead step beta (default: --lr)\n"
+            "  --meta-lr X           Adam learning rate of the weight network (1e-3)\n"
+            "  --meta-hidden N       hidden units of the weight network (default: --dim)\n"
+            "  --meta-batch same|fresh  outer loss on the same batch or a fresh one (same)\n"
+            "  --weight-norm none|batch weights divided by their batch mean (none)\n"
+            "  --meta-path auto|generic|double  mf meta-gradient: float fast path (auto), the backbone-jvp\n"
+            "                        path (generic), til_meta's double closed form (double)\n"
+            "  --dump-weights FILE   after training: TSV user pos neg weight of one more epoch's triplets\n"
+            "  --dump-sample N       only the first N (random) triplets of that epoch (0: all)\n"
+            "  --dump-clusters FILE  after training: TSV item cluster (til-mi, til-mik)\n"
             "  -q, --quiet           no progress line and no info lines\n"
             "  -h, --help            this text\n"
             "Exit status: 0 ok, 1 data/runtime error or interrupted, 2 usage.\n");
@@ -80,7 +102,9 @@ static void on_stop(int sig)
 enum { O_TRAIN = 256, O_VALID, O_TEST, O_BACKBONE, O_METHOD, O_OPTIM, O_DIM, O_BATCH, O_LR, O_REG, O_EPOCHS,
        O_EVAL_EVERY, O_PATIENCE, O_TOPK, O_SEED, O_THREADS, O_LOG, O_CKPT, O_CKPT_EVERY, O_RESUME,
        O_LAYERS, O_NEGATIVES, O_PRIS_K, O_PRIS_WITHIN, O_POP_EXP, O_AO_LAMBDA, O_AO_REFRESH, O_DROP_RATE,
-       O_DROP_WARMUP, O_RCE_BETA, O_DEVICE };
+       O_DROP_WARMUP, O_RCE_BETA, O_DEVICE,
+       O_ALPHA, O_CLUSTERS, O_TAU, O_GAMMA, O_PRETRAIN, O_CUPDATE, O_EUPDATE, O_KITER, O_VLR, O_MLR, O_MHIDDEN,
+       O_MBATCH, O_WNORM, O_MPATH, O_DUMPW, O_DUMPS, O_DUMPC };
 
 int main(int argc, char **argv)
 {
@@ -103,9 +127,21 @@ int main(int argc, char **argv)
         {"aobpr-lambda", required_argument, 0, O_AO_LAMBDA}, {"aobpr-refresh", required_argument, 0, O_AO_REFRESH},
         {"drop-rate", required_argument, 0, O_DROP_RATE}, {"drop-warmup", required_argument, 0, O_DROP_WARMUP},
         {"rce-beta", required_argument, 0, O_RCE_BETA}, {"device", required_argument, 0, O_DEVICE},
+        {"alpha", required_argument, 0, O_ALPHA},       {"clusters", required_argument, 0, O_CLUSTERS},
+        {"tau", required_argument, 0, O_TAU},           {"gamma", required_argument, 0, O_GAMMA},
+        {"pretrain-epochs", required_argument, 0, O_PRETRAIN}, {"cluster-update", required_argument, 0, O_CUPDATE},
+        {"eta-update", required_argument, 0, O_EUPDATE}, {"kmeans-iter", required_argument, 0, O_KITER},
+        {"virtual-lr", required_argument, 0, O_VLR},    {"meta-lr", required_argument, 0, O_MLR},
+        {"meta-hidden", required_argument, 0, O_MHIDDEN}, {"meta-batch", required_argument, 0, O_MBATCH},
+        {"weight-norm", required_argument, 0, O_WNORM}, {"meta-path", required_argument, 0, O_MPATH},
+        {"dump-weights", required_argument, 0, O_DUMPW}, {"dump-sample", required_argument, 0, O_DUMPS},
+        {"dump-clusters", required_argument, 0, O_DUMPC},
         {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0}};
     til_train_cfg c;
     til_train_defaults(&c);
+    til_tilm_opts to;
+    til_tilm_defaults(&to);
+    c.method_opts = &to;
     c.threads = til_ncpu();
     const char *train_p = NULL, *valid_p = NULL, *test_p = NULL, *out_p = NULL;
     int quiet = 0, ch;
@@ -198,6 +234,52 @@ int main(int argc, char **argv)
               : ch == O_DROP_RATE ? &c.bl.drop_rate : &c.bl.beta) = x;
             break;
         }
+        case O_CLUSTERS: NUM(1, 1024, to.clusters, "--clusters"); break;
+        case O_PRETRAIN: NUM(0, 1000000, to.pretrain_epochs, "--pretrain-epochs"); break;
+        case O_CUPDATE: NUM(1, 1000000000, to.cluster_update, "--cluster-update"); break;
+        case O_EUPDATE: NUM(1, 1000000000, to.eta_update, "--eta-update"); break;
+        case O_KITER: NUM(1, 100000, to.kmeans_iter, "--kmeans-iter"); break;
+        case O_MHIDDEN: NUM(1, 4096, to.hidden, "--meta-hidden"); break;
+        case O_DUMPS: NUM(0, INT64_MAX, to.dump_sample, "--dump-sample"); break;
+        case O_ALPHA:
+        case O_TAU:
+        case O_GAMMA:
+        case O_VLR:
+        case O_MLR: {
+            static const char *names[] = {"--alpha", "--tau", "--gamma", "--virtual-lr", "--meta-lr"};
+            double *dst[] = {&to.alpha, &to.tau, &to.gamma, &to.virtual_lr, &to.meta_lr};
+            int k = ch == O_ALPHA ? 0 : ch == O_TAU ? 1 : ch == O_GAMMA ? 2 : ch == O_VLR ? 3 : 4;
+            double x;
+            if (til_parse_double(optarg, 0, 1e6, &x, names[k], &e) || ((k == 1 || k >= 3) && x <= 0)) {
+                if (x <= 0)
+                    til_seterr(&e, "%s: must be > 0", names[k]);
+                til_report(&e);
+                usage(stderr);
+                return TIL_EXIT_USAGE;
+            }
+            *dst[k] = x;
+            break;
+        }
+        case O_MBATCH:
+        case O_WNORM:
+        case O_MPATH: {
+            static const char *names[] = {"--meta-batch", "--weight-norm", "--meta-path"};
+            static const char *vals[][3] = {{"same", "fresh", ""}, {"none", "batch", ""}, {"auto", "generic", "double"}};
+            int *dst[] = {&to.meta_fresh, &to.weight_norm, &to.meta_path};
+            int k = ch == O_MBATCH ? 0 : ch == O_WNORM ? 1 : 2, v = -1;
+            for (int q = 0; q < 3; q++)
+                if (vals[k][q][0] && !strcmp(optarg, vals[k][q]))
+                    v = q;
+            if (v < 0) {
+                til_warn("%s: '%s' is not one of %s %s %s", names[k], optarg, vals[k][0], vals[k][1], vals[k][2]);
+                usage(stderr);
+                return TIL_EXIT_USAGE;
+            }
+            *dst[k] = v;
+            break;
+        }
+        case O_DUMPW: to.dump_weights = optarg; break;
+        case O_DUMPC: to.dump_clusters = optarg; break;
         case O_LOG: c.log_path = optarg; break;
         case O_CKPT: c.checkpoint_path = optarg; break;
         case O_RESUME: c.resume_path = optarg; break;

@@ -1,0 +1,307 @@
+/* Tests of the TIL methods in the trainer (til_tilm, til_method, the MF jvp):
+ * the trainer-integrated meta-gradient against a finite difference of
+ * J_out(Theta - beta grad J_in(Theta, Lambda)) wrt Lambda (til-ui, and til-mi
+ * with the clustering loss inside J_in), the generic jvp path against til_meta,
+ * and the clustering-loss gradient added to the step's G. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "til_adam.h"
+#include "til_backbone.h"
+#include "til_cluster.h"
+#include "til_meta.h"
+#include "til_method.h"
+#include "til_rng.h"
+#include "til_sampler.h"
+#include "til_tilm.h"
+#include "til_train.h"
+#include "unit.h"
+
+enum { NU = 6, NI = 10, D = 4, NB = 8, PER = 3 };
+
+typedef struct fx {
+    til_train_cfg c;
+    til_inter tr;
+    til_backbone bb;
+    til_adam adam;
+    til_step_buf sb;
+    til_sampler sp;
+    til_triplets trip;
+    int epoch;
+    til_method *m;
+    til_tilm_opts o;
+} fx;
+
+static int fx_init(fx *f, const char *method, int generic)
+{
+    til_err e;
+    memset(f, 0, sizeof *f);
+    til_train_defaults(&f->c);
+    f->c.dim = D;
+    f->c.batch = NB;
+    f->c.reg = 0.01;
+    f->c.method = method;
+    til_tilm_defaults(&f->o);
+    f->o.virtual_lr = 0.5;
+    f->o.hidden = 3;
+    f->o.pretrain_epochs = 0;
+    f->o.clusters = 3;
+    f->o.gamma = 0.5;
+    f->o.eta_update = 1;
+    f->o.meta_path = generic;
+    f->c.method_opts = &f->o;
+    if (til_inter_alloc(&f->tr, NU, NI, NU * PER, 0, &e))
+        return -1;
+    til_rng r;
+    til_rng_seed(&r, 5, 0);
+    for (int u = 0; u < NU; u++) {
+        f->tr.indptr[u + 1] = (uint64_t)(u + 1) * PER;
+        uint32_t a = (uint32_t)til_rng_below(&r, NI - PER);
+        for (int k = 0; k < PER; k++)
+            f->tr.items[u * PER + k] = a + (uint32_t)k; /* sorted, unique */
+    }
+    if (til_mf_init(&f->bb, NU, NI, D, NB, &e) ||
+        til_adam_init(&f->adam, TIL_ADAM_DENSE, f->bb.param, f->bb.n_param, D, 1e-2, .9, .999, 1e-8, &e) ||
+        til_step_buf_alloc(&f->sb, NB, D, &e) || til_sampler_init(&f->sp, TIL_SAMPLER_UNIFORM, &f->tr, 7, &e) ||
+        til_triplets_alloc(&f->trip, f->tr.nnz, 1, &e) || til_sampler_epoch(&f->sp, 1, 1, &f->trip, &e))
+        return -1;
+    for (uint64_t k = 0; k < f->bb.n_param * D; k++)
+        f->bb.param[k] = (float)(0.6 * til_rng_normal(&r));
+    f->epoch = 1;
+    til_method_env env = {&f->c, &f->tr, &f->bb, &f->adam, &f->sb, &f->sp, &f->trip, &f->epoch};
+    if (til_method_create(&f->m, method, &env, &f->o, &e)) {
+        til_report(&e);
+        return -1;
+    }
+    return 0;
+}
+
+static void fx_free(fx *f)
+{
+    til_method_free(&f->m);
+    til_backbone_free(&f->bb);
+    til_adam_free(&f->adam);
+    til_step_buf_free(&f->sb);
+    til_sampler_free(&f->sp);
+    til_triplets_free(&f->trip);
+    til_inter_free(&f->tr);
+}
+
+static double bdx(double x) { return -1.0 / (1.0 + exp(x)); }
+static double bl(double x) { return x >= 0 ? log1p(exp(-x)) : -x + log1p(exp(x)); }
+
+/* J_out(Theta - beta grad J_in(Theta; w(S; Lambda))), in double, same batch as outer */
+static double j_look(fx *f, const til_batch *b, const float *S, til_wnet_cache *wc, const til_tilm_view *v)
+{
+    float w[NB];
+    til_wnet_forward_ref(v->net, wc, S, (int)b->n, w);
+    const float *P = f->bb.param, *Q = f->bb.param + NU * D;
+    double th[(NU + NI) * D], g[(NU + NI) * D] = {0};
+    for (int k = 0; k < (NU + NI) * D; k++)
+        th[k] = f->bb.param[k];
+    double n = (double)b->n, reg = f->c.reg;
+    int seen[NI] = {0}, nbi = 0;
+    for (uint64_t k = 0; k < b->n; k++) {
+        const float *p = P + b->u[k] * D, *qi = Q + b->i[k] * D, *qj = Q + b->j[k] * D;
+        double x = 0;
+        for (int c = 0; c < D; c++)
+            x += (double)p[c] * ((double)qi[c] - qj[c]);
+        double a = w[k] * bdx(x) / n;
+        double *gu = g + b->u[k] * D, *gi = g + (NU + b->i[k]) * D, *gj = g + (NU + b->j[k]) * D;
+        for (int c = 0; c < D; c++) {
+            gu[c] += a * ((double)qi[c] - qj[c]) + reg / n * p[c];
+            gi[c] += a * p[c] + reg / n * qi[c];
+            gj[c] += -a * p[c] + reg / n * qj[c];
+        }
+        if (!seen[b->i[k]]++)
+            nbi++;
+        if (!seen[b->j[k]]++)
+            nbi++;
+    }
+    if (v->T && v->centers) /* gamma * mean over the batch's items of KL(T_i||Q_i) */
+        for (int i = 0; i < NI; i++)
+            if (seen[i])
+                til_dec_row_grad(Q + i * D, D, v->centers, v->K, 1.0, v->T + i * v->K, 0.5 / nbi, g + (NU + i) * D);
+    for (int k = 0; k < (NU + NI) * D; k++)
+        th[k] -= v->beta * g[k];
+    double J = 0;
+    for (uint64_t k = 0; k < b->n; k++) {
+        const double *p = th + b->u[k] * D, *qi = th + (NU + b->i[k]) * D, *qj = th + (NU + b->j[k]) * D;
+        double x = 0;
+        for (int c = 0; c < D; c++)
+            x += p[c] * (qi[c] - qj[c]);
+        J += bl(x);
+    }
+    return J / n;
+}
+
+static void fd_case(const char *method, int generic)
+{
+    fx f;
+    til_err e;
+    CHECK(fx_init(&f, method, generic) == 0, "setup");
+    til_batch b0 = {NB, f.trip.u, f.trip.i, f.trip.j};
+    til_batch b = {NB, f.trip.u + NB, f.trip.i + NB, f.trip.j + NB};
+    /* one real step of the method: refreshes eta, k-means + T for til-mi, steps Lambda once */
+    CHECK(f.bb.ops->prepare(&f.bb, &b0, &e) == 0, "prepare");
+    CHECK(f.m->ops->before_grad(f.m, &b0, &e) == 0, "before_grad");
+    til_tilm_view v;
+    til_tilm_inspect(f.m, &v);
+    size_t np = v.net->n_params;
+    float *gL = calloc(np, sizeof *gL);
+    CHECK(til_tilm_meta_grad(f.m, &b, gL, &e) == 0, "meta_grad");
+    til_tilm_inspect(f.m, &v);
+    if (!strcmp(method, "til-mi"))
+        CHECK(v.centers && v.T && v.clustered, "til-mi: clusters active");
+    float S[NB * 2 * D];
+    memcpy(S, v.S, sizeof S);
+    til_wnet_cache wc;
+    CHECK(til_wnet_cache_init(&wc, v.net, NB, &e) == 0, "cache");
+    double got[64], ref[64];
+    int nc = 0;
+    float *par = ((til_wnet *)v.net)->params;
+    for (size_t k = 0; k < np && nc < 64; k += (k < 24 ? 5 : 1)) {
+        float keep = par[k];
+        double h = 1e-3;
+        par[k] = (float)(keep + h);
+        double hp = (double)par[k] - keep;
+        double jp = j_look(&f, &b, S, &wc, &v);
+        par[k] = (float)(keep - h);
+        double hm = keep - (double)par[k];
+        double jm = j_look(&f, &b, S, &wc, &v);
+        par[k] = keep;
+        ref[nc] = (jp - jm) / (hp + hm);
+        got[nc++] = gL[k];
+    }
+    CHECK_CLOSE(method, got, ref, (size_t)nc, 2e-6, 3e-2);
+    til_wnet_cache_free(&wc);
+    free(gL);
+    fx_free(&f);
+}
+
+TEST(meta_grad_fd_til_ui) { fd_case("til-ui", 0); }
+TEST(meta_grad_fd_til_mi) { fd_case("til-mi", 0); }
+TEST(meta_grad_fd_til_ui_generic) { fd_case("til-ui", TIL_META_PATH_GENERIC); }
+TEST(meta_grad_fd_til_mi_double) { fd_case("til-mi", TIL_META_PATH_DOUBLE); }
+
+/* the generic jvp path on MF equals til_meta's closed form, inner != outer batch */
+TEST(generic_equals_til_meta)
+{
+    fx f;
+    til_err e;
+    CHECK(fx_init(&f, "bpr", 0) == 0, "setup");
+    til_batch in = {NB, f.trip.u, f.trip.i, f.trip.j}, out = {NB - 2, f.trip.u + NB, f.trip.i + NB, f.trip.j + NB};
+    float w[NB], dw_g[NB], dw_m[NB];
+    for (int k = 0; k < NB; k++)
+        w[k] = 0.2f + 0.1f * (float)k;
+    double jg, jm;
+    CHECK(til_tilm_meta_generic(&f.bb, &in, w, &out, f.c.reg, 0.3, NULL, 1, &f.sb, dw_g, &jg, &e) == 0, "generic");
+    til_meta_ws ws;
+    CHECK(til_meta_ws_init(&ws, NU, NI, D, &e) == 0, "ws");
+    til_meta_batch mi = {NB, in.u, in.i, in.j}, mo = {(int)out.n, out.u, out.i, out.j};
+    til_meta_opts o = {.beta = 0.3, .reg = f.c.reg};
+    CHECK(til_meta_dw(&ws, f.bb.param, f.bb.param + NU * D, &mi, w, &mo, &o, dw_m, &jm, &e) == 0, "til_meta");
+    CHECK_CLOSE_F("dw generic vs til_meta", dw_g, dw_m, NB, 1e-7, 1e-4);
+    CHECK(fabs(jg - jm) <= 1e-6 * fabs(jm), "J_out %g vs %g", jg, jm);
+    til_meta_ws_free(&ws);
+    fx_free(&f);
+}
+
+/* the float fast path equals til_meta_dw (double), with an extra inner term, inner != outer */
+static void extra_test(void *ctx, int table, uint32_t row, const float *theta, int d, double *g)
+{
+    (void)ctx;
+    if (table == TIL_META_ITEM && row % 2 == 0)
+        for (int c = 0; c < d; c++)
+            g[c] += 0.3 * theta[c] * theta[c];
+}
+
+TEST(fast_equals_til_meta)
+{
+    fx f;
+    til_err e;
+    CHECK(fx_init(&f, "bpr", 0) == 0, "setup");
+    til_batch in = {NB, f.trip.u, f.trip.i, f.trip.j}, out = {NB - 3, f.trip.u + 5, f.trip.i + 5, f.trip.j + 5};
+    float w[NB], dw_f[NB], dw_m[NB];
+    for (int k = 0; k < NB; k++)
+        w[k] = 0.9f - 0.1f * (float)k;
+    double jf, jm;
+    til_tilm_fast fa;
+    CHECK(til_tilm_fast_init(&fa, NU, NI, D, NB, &e) == 0, "fast ws");
+    const float *P = f.bb.param, *Q = f.bb.param + NU * D;
+    for (int rep = 0; rep < 2; rep++) /* the workspace is clean after a call */
+        CHECK(til_tilm_meta_dw_fast(&fa, P, Q, &in, w, &out, 0.3, f.c.reg, extra_test, NULL, dw_f, &jf, &e) == 0,
+              "fast");
+    til_meta_ws ws;
+    CHECK(til_meta_ws_init(&ws, NU, NI, D, &e) == 0, "ws");
+    til_meta_batch mi = {NB, in.u, in.i, in.j}, mo = {(int)out.n, out.u, out.i, out.j};
+    til_meta_opts o = {.beta = 0.3, .reg = f.c.reg, .extra = extra_test};
+    CHECK(til_meta_dw(&ws, P, Q, &mi, w, &mo, &o, dw_m, &jm, &e) == 0, "til_meta");
+    CHECK_CLOSE_F("dw fast vs til_meta", dw_f, dw_m, NB, 1e-7, 1e-4);
+    CHECK(fabs(jf - jm) <= 1e-5 * fabs(jm), "J_out %g vs %g", jf, jm);
+    til_meta_ws_free(&ws);
+    til_tilm_fast_free(&fa);
+    fx_free(&f);
+}
+
+/* til-mi after_grad adds gamma * d/dq (mean KL over the batch's items) into G's item rows */
+TEST(cluster_loss_into_G)
+{
+    fx f;
+    til_err e;
+    CHECK(fx_init(&f, "til-mi", 0) == 0, "setup");
+    til_batch b = {NB, f.trip.u, f.trip.i, f.trip.j};
+    double loss0, loss1;
+    float G0[3 * NB * D];
+    til_tilm_view v;
+    CHECK(f.bb.ops->prepare(&f.bb, &b, &e) == 0 && f.m->ops->before_grad(f.m, &b, &e) == 0, "before_grad");
+    til_tilm_inspect(f.m, &v);
+    float C[3 * D];
+    memcpy(C, v.centers, sizeof C);
+    CHECK(til_batch_grad(&f.bb, &b, f.c.reg, 1, &f.sb, &loss0, &e) == 0, "grad");
+    memcpy(G0, f.sb.G, f.bb.n_rows * D * sizeof(float));
+    loss1 = loss0;
+    CHECK(f.m->ops->after_grad(f.m, &b, &loss1, &e) == 0, "after_grad");
+    CHECK(loss1 > loss0, "cluster loss added to the step's loss (%g -> %g)", loss0, loss1);
+    uint32_t items[3 * NB];
+    int ni = 0;
+    for (uint64_t k = 0; k < f.bb.n_rows; k++)
+        if (f.bb.rows[k] >= NU)
+            items[ni++] = f.bb.rows[k] - NU;
+    double got[3 * NB * D], ref[3 * NB * D];
+    int nc = 0;
+    float *Q = f.bb.param + NU * D;
+    for (uint64_t k = 0; k < f.bb.n_rows; k++) {
+        if (f.bb.rows[k] < NU)
+            continue;
+        uint32_t it = f.bb.rows[k] - NU;
+        for (int c = 0; c < D; c++) {
+            float keep = Q[it * D + c];
+            double lp, lm, h = 1e-3;
+            Q[it * D + c] = (float)(keep + h);
+            double hp = (double)Q[it * D + c] - keep;
+            lp = til_dec_loss_grad(Q, items, (uint64_t)ni, D, C, 3, 1.0, v.T, 1, 1.0, NULL, NULL);
+            Q[it * D + c] = (float)(keep - h);
+            double hm = keep - (double)Q[it * D + c];
+            lm = til_dec_loss_grad(Q, items, (uint64_t)ni, D, C, 3, 1.0, v.T, 1, 1.0, NULL, NULL);
+            Q[it * D + c] = keep;
+            ref[nc] = 0.5 * (lp - lm) / (hp + hm);
+            got[nc++] = (double)f.sb.G[k * D + c] - G0[k * D + c];
+        }
+    }
+    CHECK_CLOSE("gamma dKL/dq in G", got, ref, (size_t)nc, 1e-5, 1e-2);
+    fx_free(&f);
+}
+
+int main(void)
+{
+    RUN(meta_grad_fd_til_ui);
+    RUN(meta_grad_fd_til_mi);
+    RUN(meta_grad_fd_til_ui_generic);
+    RUN(meta_grad_fd_til_mi_double);
+    RUN(fast_equals_til_meta);
+    RUN(generic_equals_til_meta);
+    RUN(cluster_loss_into_G);
+    return unit_end();
+}

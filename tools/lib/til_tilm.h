@@ -1,0 +1,158 @@
+/* til_tilm: the TIL training methods (Wu et al., CIKM 2022) as a til_method:
+ * til-ui (Uni-Interest state, eq. 5), til-mi (Multi-Interest state, eq. 6, with
+ * end-to-end DEC clustering, eqs. 7-9) and til-mik (Multi-Interest state over
+ * plain k-means centroids, no clustering loss).
+ *
+ * One step on batch B (eqs. 12-15):
+ *   1. s_uij from the current P, Q, eta and centers; w = f(s; Lambda) (til_wnet)
+ *   2. dJ_out/dLambda at the look-ahead Theta~ = Theta - beta grad_Theta J_in
+ *      (til_meta_grad_lambda: MF closed form; other backbones: the generic
+ *      representation-space path through the backbone's jvp op, see
+ *      til_tilm_meta_generic), J_out = plain BPR on the outer batch (B itself,
+ *      --meta-batch same, or a fresh slice of the epoch's shuffled triplets,
+ *      --meta-batch fresh); one Adam step on Lambda (own Adam, --meta-lr)
+ *   3. w recomputed with the new Lambda (batch-normalised if --weight-norm
+ *      batch); the trainer's step on Theta with (1/B) sum w L_BPR + L2
+ *      (+ gamma KL(T||Q) for til-mi, added by after_grad)
+ * The states are constants when differentiating wrt Theta (the paper's choice;
+ * til_state has no backward).
+ *
+ * Documented choices:
+ *  - eta_u (eq. 4) is refreshed for ALL users every `eta_update` steps (default
+ *    50, at steps t with t % eta_update == 0, t = steps done), from the item rows
+ *    brought up to date by til_adam_sync (exact: the lazy Adam is bit-identical to
+ *    eager); between refreshes it is a snapshot. Per-batch refresh would need
+ *    every item of the batch's users caught up each step; a full refresh costs
+ *    nnz x d (Gowalla: ~8 ms), so every 10 steps cost ~12% of a TIL-UI epoch.
+ *  - til-mi/til-mik: during the first `pretrain_epochs` epochs the state is
+ *    Uni-Interest (no cluster terms, no clustering loss; weights are still
+ *    meta-learned). At the first step after them the centers are initialised by
+ *    k-means (k-means++ seeded from --seed, Lloyd to convergence, at most 100
+ *    iterations) on the synced item embeddings.
+ *  - til-mi: Phi (K x d) has its own Adam (PyTorch semantics, eager) with the
+ *    backbone's lr, b1, b2, eps. The clustering loss is gamma * the MEAN over
+ *    the batch's distinct items of KL(T_i || Q_i) (til_dec_loss_grad, mean = 1);
+ *    its gradient goes into those item rows and into Phi, and it is part of J_in
+ *    in the look-ahead too (til_meta extra). T and the memberships c_i =
+ *    argmax_k Q_ik are refreshed over all items every `cluster_update` steps
+ *    (same cadence rule as eta); mu_ci = Phi[c_i] uses the current Phi.
+ *    The batch's DEC gradient is computed once per step (before the meta
+ *    step) and used twice: as the extra inner term of the look-ahead and in
+ *    the step's G (same Theta, same Phi). The clustering loss needs the item
+ *    representations to be parameter rows (mf); with gamma = 0 any backbone
+ *    with a jvp works.
+ *  - til-mik: centers and memberships are recomputed every `cluster_update`
+ *    steps by Lloyd iterations warm-started from the previous centers (at most
+ *    `kmeans_iter`, default 3).
+ *  - Weight statistics per epoch (w_mean, w_std, w_p10, w_p50, w_p90 columns of
+ *    the log) are over the weights used in the Theta steps of that epoch (after
+ *    normalisation when --weight-norm batch).
+ *  - dump_weights: after training, the final Theta, Lambda, eta and centers on
+ *    the triplets of epoch (last + 1)'s sampling (all, or the first dump_sample of
+ *    that shuffled epoch), TSV "user pos neg weight" (dense ids).
+ *  - --meta-batch fresh: the outer batch is a contiguous slice (as many
+ *    triplets as a batch, wrapping) of the epoch's shuffled triplets at an
+ *    offset drawn from (seed, TIL_STREAM_META, step); it may overlap the inner
+ *    batch. Its rows are caught up before they are read.
+ *  - The weight network's gemms run on one OpenBLAS thread (set and restored
+ *    around the hook); the trainer's threads do the rest.
+ *  - Randomness: Lambda init from (seed, stream 0x7731 of til_wnet), fresh outer
+ *    batches from (seed, TIL_STREAM_META, step), k-means from (seed, 0x6b6d). */
+#ifndef TIL_TILM_H
+#define TIL_TILM_H
+
+#include <stdint.h>
+
+#include "til_backbone.h"
+#include "til_inter.h"
+#include "til_method.h"
+#include "til_util.h"
+#include "til_meta.h"
+#include "til_wnet.h"
+
+enum { TIL_TILM_UI = 0, TIL_TILM_MI = 1, TIL_TILM_MIK = 2 };
+enum { TIL_STREAM_META = 5 };
+/* MF meta-gradient: AUTO the float fast path (til_tilm_meta_dw_fast), DOUBLE
+ * til_meta_grad_lambda (the closed-form reference in double), GENERIC the
+ * backbone-jvp path (what other backbones always use). */
+enum { TIL_META_PATH_AUTO = 0, TIL_META_PATH_GENERIC = 1, TIL_META_PATH_DOUBLE = 2 };
+extern const char *const til_tilm_meta_path_names[3];
+
+typedef struct til_tilm_opts {
+    double alpha;        /* Multi-Interest mixing (1) */
+    int clusters;        /* K (60) */
+    double tau;          /* Student-t degrees of freedom (1) */
+    double gamma;        /* clustering-loss weight (0.1) */
+    int pretrain_epochs; /* (500) */
+    int cluster_update;  /* steps between T/membership (mi) or k-means (mik) refreshes (10) */
+    int eta_update;      /* steps between eta refreshes (50) */
+    int kmeans_iter;     /* til-mik warm-started Lloyd iterations per refresh (3) */
+    double virtual_lr;   /* beta; 0: the backbone's lr */
+    double meta_lr;      /* Lambda's Adam lr (1e-3) */
+    int hidden;          /* weight network hidden units; 0: dim */
+    int meta_fresh;      /* 0: outer loss on the same batch, 1: on a fresh batch */
+    int weight_norm;     /* 1: weights divided by their batch mean */
+    int meta_path;       /* TIL_META_PATH_*: how dJ_out/dw is computed for mf */
+    const char *dump_weights, *dump_clusters; /* NULL: none */
+    uint64_t dump_sample; /* 0: all triplets */
+} til_tilm_opts;
+
+void til_tilm_defaults(til_tilm_opts *o);
+/* variant: TIL_TILM_*; -1 if name is not a TIL method. */
+int til_tilm_variant(const char *name);
+int til_tilm_create(til_method *m, int variant, const til_tilm_opts *o, til_err *e);
+
+/* The MF meta-gradient dJ_out/dw (til_meta_dw's maths and assumptions) in
+ * float with 16-lane sums (til_dot) instead of double: ~3x faster, tested
+ * against til_meta_dw. Rows in the param numbering of MF (users, then n_users +
+ * item); extra as til_meta_opts.extra (item rows only). */
+typedef struct til_tilm_fast {
+    uint32_t n_users;
+    int d;
+    uint64_t cap;   /* 3 x batch */
+    int32_t *slot;  /* n_users + n_items: row -> slot or -1 */
+    uint32_t *rows; /* cap */
+    float *th, *G;  /* cap x d each */
+    float *sp;      /* batch: s'_k of the inner triplets */
+} til_tilm_fast;
+int til_tilm_fast_init(til_tilm_fast *f, uint32_t n_users, uint32_t n_items, int d, uint64_t batch, til_err *e);
+void til_tilm_fast_free(til_tilm_fast *f);
+int til_tilm_meta_dw_fast(til_tilm_fast *f, const float *P, const float *Q, const til_batch *in, const float *w,
+                          const til_batch *out, double beta, double reg, til_meta_extra_fn extra, void *ctx,
+                          float *dw, double *j_out, til_err *e);
+
+/* For tests: prepares b, brings its rows up to date and computes, as a step
+ * would (refreshes aside), the states and gL (n_params) = dJ_out/dLambda at the
+ * current parameters, without stepping anything. */
+int til_tilm_meta_grad(til_method *m, const til_batch *b, float *gL, til_err *e);
+/* For tests: the method's current pieces (read-only views). */
+typedef struct til_tilm_view {
+    const til_wnet *net;
+    const float *S;       /* states of the last step / meta_grad call */
+    const float *eta;     /* n_users x d */
+    const float *centers; /* K x d when the Multi-Interest state is active, else NULL */
+    const uint32_t *memb; /* n_items, or NULL (til-ui) */
+    const float *T;       /* n_items x K (til-mi), or NULL */
+    int K, clustered;
+    double beta;
+} til_tilm_view;
+void til_tilm_inspect(const til_method *m, til_tilm_view *v);
+
+/* The generic representation-space meta-gradient, for any backbone with a jvp
+ * op (til_backbone.h). bb: prepared for nothing in particular; its rows of in
+ * and out up to date. in: the inner batch with weights w (as in J_in), reg:
+ * the L2 coefficient, beta: the look-ahead step, extra_G: NULL or, for the
+ * rows bb->rows of `in` after prepare(in), a further inner gradient to add to
+ * g (n_rows x dim). -> dw: n values dJ_out/dw_k, *j_out = J_out at the look-ahead.
+ *   g = grad_Theta J_in (til_batch_grad with w, + extra_G); R~ = R - beta JVP(g)
+ *   a = grad_R J_out(R~); G_out = VJP(a) (the backbone's backward, reg 0);
+ *   c = JVP(G_out); dJ_out/dw_k = -(beta/|B|) <c, h_k>, h_k = grad of triplet k's
+ *   loss wrt its representation rows at R.
+ * Exact for linear backbones (MF: equals til_meta_dw), first order otherwise.
+ * On return the backbone is prepared for `in`. */
+struct til_step_buf;
+int til_tilm_meta_generic(til_backbone *bb, const til_batch *in, const float *w, const til_batch *out, double reg,
+                          double beta, const float *extra_G, int threads, struct til_step_buf *sb, float *dw,
+                          double *j_out, til_err *e);
+
+#endif
