@@ -85,3 +85,21 @@ setup() {
         awk -v r="$r" 'BEGIN { exit !(r > 0.25) }'
     done
 }
+
+@test "til-ui and til-mik on graph and neural backbones: learn on planted data, same bytes for 1 and 2 threads" {
+    for bb in lightgcn; do
+        for m in til-ui til-mik; do
+            "$BIN/til-train" "${T[@]}" --backbone $bb --method $m --epochs 12 --threads 2 -o "$D/$bb-$m.til"
+            r=$("$BIN/til-cat" "$D/$bb-$m.til" | awk -F' = ' '/valid_recall_20/ { print $2 }')
+            # random ranking gives about 20/300 = 0.067
+            awk -v r="$r" -v w="$bb $m" 'BEGIN { if (r <= 0.25) print w ": recall " r; exit !(r > 0.25) }'
+        done
+        "$BIN/til-train" "${T[@]}" --backbone $bb --method til-ui --epochs 3 --threads 1 -o "$D/$bb-1.til"
+        "$BIN/til-train" "${T[@]}" --backbone $bb --method til-ui --epochs 3 --threads 2 -o "$D/$bb-2.til"
+        cmp "$D/$bb-1.til" "$D/$bb-2.til"
+    done
+    run "$BIN/til-train" "${T[@]}" --backbone lightgcn --method til-mi --epochs 1 -o "$D/x.til"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"--gamma 0"* ]]
+    "$BIN/til-train" "${T[@]}" --backbone lightgcn --method til-mi --gamma 0 --epochs 4 -o "$D/x.til"
+}
