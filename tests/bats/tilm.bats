@@ -87,7 +87,7 @@ setup() {
 }
 
 @test "til-ui and til-mik on graph and neural backbones: learn on planted data, same bytes for 1 and 2 threads" {
-    for bb in lightgcn; do
+    for bb in lightgcn mgccf neumf; do
         for m in til-ui til-mik; do
             "$BIN/til-train" "${T[@]}" --backbone $bb --method $m --epochs 12 --threads 2 -o "$D/$bb-$m.til"
             r=$("$BIN/til-cat" "$D/$bb-$m.til" | awk -F' = ' '/valid_recall_20/ { print $2 }')

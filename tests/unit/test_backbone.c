@@ -4,7 +4,10 @@
  * term) against finite differences, threaded == single-thread bits; NeuMF's
  * batch gradient (embeddings and every tower layer) against finite
  * differences of a double reference, its scorer against the pair reference,
- * and a model file scored through til_scorer_from_model. */
+ * and a model file scored through til_scorer_from_model; the jvp ops
+ * (LightGCN's propagation, NeuMF's score_jvp) against finite differences and
+ * their transposes against backward, and TIL's meta-gradient on both against
+ * the double oracle of meta_ref.h. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -489,6 +492,133 @@ TEST(lightgcn_meta_grad_fd)
     til_inter_free(&t);
 }
 
+/* ------------------------------------------------------------------ NeuMF score_jvp and TIL meta-gradient */
+
+static int neumf_make(til_backbone *bb, til_step_buf *sb, float *P, uint64_t np)
+{
+    til_err e;
+    double loss;
+    float *G = calloc(np * ND, sizeof(float));
+    int rc = neumf_grad(1, 0.0, P, np, G, &loss, 1); /* P: the scaled init of neumf_bpr_backward_fd */
+    free(G);
+    if (rc || til_backbone_create_opts(bb, "neumf", NU, NI, ND, NB, NULL, &e) || til_step_buf_alloc(sb, NB, ND, &e)) {
+        CHECK(0, "init");
+        return -1;
+    }
+    free(sb->G);
+    sb->G = calloc(bb->rows_cap * ND, sizeof(float));
+    memcpy(bb->param, P, np * ND * sizeof(float));
+    return 0;
+}
+
+/* score_jvp == central differences of the double pair reference along Dir
+ * (embeddings and every tower weight), a row list == the same rows scattered,
+ * and its transpose: <score_jvp(Dir), (g+, g-)> == <Dir, backward(score_backward(g+, g-))> */
+TEST(neumf_score_jvp)
+{
+    uint64_t tower = til_neumf_tower_size(ND), np = N + (tower + ND - 1) / ND;
+    float *P = calloc(np * ND, 4), *Dir = calloc(np * ND, 4);
+    double *Pp = calloc(np * ND, 8), *Pm = calloc(np * ND, 8);
+    til_backbone bb;
+    til_step_buf sb;
+    til_err e;
+    if (neumf_make(&bb, &sb, P, np) == 0) {
+        til_init_xavier(Dir, N * ND + tower, 1, 8, 0); /* the padding keeps direction 0 */
+        for (uint64_t q = 0; q < N * ND + tower; q++)
+            Dir[q] *= 20.0f;
+        til_batch b = {NB, BU, BI, BJ};
+        float sp[NB], sn[NB], sp3[NB], sn3[NB];
+        CHECK(bb.ops->prepare(&bb, &b, &e) == 0 && bb.ops->forward(&bb, &b, 1, &e) == 0 &&
+                  bb.ops->score_jvp(&bb, &b, NULL, np, Dir, sp, sn, 1, &e) == 0 &&
+                  bb.ops->score_jvp(&bb, &b, NULL, np, Dir, sp3, sn3, 3, &e) == 0,
+              "score_jvp");
+        CHECK(memcmp(sp, sp3, sizeof sp) == 0 && memcmp(sn, sn3, sizeof sn) == 0, "threads");
+        double h = 1e-6, got[2 * NB], ref[2 * NB];
+        for (uint64_t q = 0; q < np * ND; q++)
+            Pp[q] = P[q] + h * Dir[q], Pm[q] = P[q] - h * Dir[q];
+        for (int k = 0; k < NB; k++) {
+            const uint32_t r2[2] = {BI[k], BJ[k]};
+            for (int s = 0; s < 2; s++) {
+                double yp = neumf_ref(Pp + N * ND, Pp + BU[k] * ND, Pp + (NU + r2[s]) * ND);
+                double ym = neumf_ref(Pm + N * ND, Pm + BU[k] * ND, Pm + (NU + r2[s]) * ND);
+                ref[2 * k + s] = (yp - ym) / (2 * h);
+                got[2 * k + s] = s ? sn[k] : sp[k];
+            }
+        }
+        CHECK_CLOSE("neumf score_jvp vs central differences", got, ref, 2 * NB, 1e-6, 1e-5);
+        /* a row list: the batch's rows after prepare (embeddings, then the tower rows) */
+        float *Dr = calloc(bb.n_rows * ND, 4), spr[NB], snr[NB];
+        uint32_t *rl = malloc(bb.n_rows * sizeof *rl);
+        for (uint64_t k = 0; k < bb.n_rows; k++) {
+            rl[k] = bb.rows[k];
+            memcpy(Dr + k * ND, Dir + (uint64_t)rl[k] * ND, ND * sizeof(float));
+        }
+        CHECK(bb.ops->score_jvp(&bb, &b, rl, bb.n_rows, Dr, spr, snr, 1, &e) == 0, "rows");
+        CHECK(memcmp(sp, spr, sizeof sp) == 0 && memcmp(sn, snr, sizeof sn) == 0, "row list != all rows");
+        /* transpose */
+        float gp[NB], gn[NB];
+        for (int k = 0; k < NB; k++)
+            gp[k] = 0.3f - 0.1f * (float)k, gn[k] = 0.05f * (float)k - 0.2f;
+        double l2, lhs = 0, rhs = 0;
+        memset(sb.G, 0, bb.rows_cap * ND * sizeof(float));
+        CHECK(bb.ops->score_backward(&bb, &b, gp, gn, sb.dU, sb.dQi, sb.dQj, 1, &e) == 0 &&
+                  bb.ops->backward(&bb, &b, sb.dU, sb.dQi, sb.dQj, 0.0f, sb.G, &l2, 1, &e) == 0,
+              "backward");
+        for (int k = 0; k < NB; k++)
+            lhs += (double)sp[k] * gp[k] + (double)sn[k] * gn[k];
+        for (uint64_t k = 0; k < bb.n_rows; k++)
+            rhs += ref_dotf(sb.G + k * ND, Dir + (uint64_t)bb.rows[k] * ND, ND);
+        CHECK(fabs(lhs - rhs) <= 1e-5 * (fabs(lhs) + 1e-3), "transpose %.9g vs %.9g", lhs, rhs);
+        free(Dr);
+        free(rl);
+        til_step_buf_free(&sb);
+        til_backbone_free(&bb);
+    }
+    free(P), free(Dir), free(Pp), free(Pm);
+}
+
+static void neumf_scores_ref(void *ctx, const double *P, const til_batch *b, double *sp, double *sn)
+{
+    (void)ctx;
+    for (uint64_t k = 0; k < b->n; k++) {
+        sp[k] = neumf_ref(P + N * ND, P + b->u[k] * ND, P + (NU + b->i[k]) * ND);
+        sn[k] = neumf_ref(P + N * ND, P + b->u[k] * ND, P + (NU + b->j[k]) * ND);
+    }
+}
+
+/* til_tilm_meta_generic through the score head == the double oracle */
+TEST(neumf_meta_grad_fd)
+{
+    uint64_t tower = til_neumf_tower_size(ND), np = N + (tower + ND - 1) / ND;
+    float *P = calloc(np * ND, 4), *P0 = calloc(np * ND, 4);
+    double *Pd = calloc(np * ND, 8);
+    til_backbone bb;
+    til_step_buf sb;
+    til_err e;
+    if (neumf_make(&bb, &sb, P, np) == 0) {
+        memcpy(P0, bb.param, np * ND * 4);
+        for (uint64_t q = 0; q < np * ND; q++)
+            Pd[q] = P[q];
+        til_batch in = {NB, BU, BI, BJ}, out = {OB, OU, OI, OJ};
+        float w[NB], dw[NB], dw3[NB];
+        for (int k = 0; k < NB; k++)
+            w[k] = 0.3f + 0.15f * (float)k;
+        double jo, jo3, jr, ref[NB], got[NB];
+        CHECK(til_tilm_meta_generic(&bb, &in, w, &out, 0.05, 0.5, NULL, 1, &sb, dw, &jo, &e) == 0, "%s", e.msg);
+        CHECK(memcmp(bb.param, P0, np * ND * 4) == 0, "param put back");
+        CHECK(til_tilm_meta_generic(&bb, &in, w, &out, 0.05, 0.5, NULL, 3, &sb, dw3, &jo3, &e) == 0, "%s", e.msg);
+        CHECK(memcmp(dw, dw3, sizeof dw) == 0 && jo == jo3, "1 and 3 threads differ");
+        ref_meta_dw(neumf_scores_ref, NULL, Pd, np * ND, NU, ND, &in, w, &out, 0.5, 0.05, ref, &jr);
+        for (int k = 0; k < NB; k++)
+            got[k] = dw[k];
+        CHECK_CLOSE("neumf dJ_out/dw", got, ref, NB, 1e-8, 1e-4);
+        CHECK(fabs(jo - jr) <= 1e-5 * fabs(jr), "J_out %.9g vs %.9g", jo, jr);
+        til_step_buf_free(&sb);
+        til_backbone_free(&bb);
+    }
+    free(P), free(P0), free(Pd);
+}
+
 int main(void)
 {
     RUN(lightgcn_propagation_matches_dense);
@@ -496,6 +626,8 @@ int main(void)
     RUN(lightgcn_jvp);
     RUN(lightgcn_meta_grad_fd);
     RUN(neumf_bpr_backward_fd);
+    RUN(neumf_score_jvp);
+    RUN(neumf_meta_grad_fd);
     RUN(neumf_scorer_matches_pair_reference_and_model_file);
     return unit_end();
 }

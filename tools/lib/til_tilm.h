@@ -40,7 +40,10 @@
  *    step) and used twice: as the extra inner term of the look-ahead and in
  *    the step's G (same Theta, same Phi). The clustering loss needs the item
  *    representations to be parameter rows (mf); with gamma = 0 any backbone
- *    with a jvp works.
+ *    with a jvp (dot heads) or score_jvp (NeuMF) works.
+ *  - Other backbones: the states (eta, the item clusters) are built from the
+ *    representations the backbone scores with, bb->U and bb->V after forward
+ *    (LightGCN: the layer mean; MGCCF: f; NeuMF: the whole [GMF | MLP] rows).
  *  - til-mik: centers and memberships are recomputed every `cluster_update`
  *    steps by Lloyd iterations warm-started from the previous centers (at most
  *    `kmeans_iter`, default 3).
