@@ -13,10 +13,10 @@ set title '$title'
 set xlabel '$xlabel'
 set ylabel '$ylabel'
 set grid
-set key outside right top
+unset key
 stats '$data' using 2 nooutput
 n = STATS_records
-plot for [i=0:n-1] '$data' every ::i::i using 2:3 with points pointsize 2 pointtype 7 title columnhead(1) . '', \
+plot for [i=0:n-1] '$data' every ::i::i using 2:3 with points pointsize 2 pointtype 7 notitle, \
      '$data' using 2:3:1 with labels offset 1,1 notitle
 GP
 mv "$tmp" "$out"
