@@ -112,7 +112,7 @@ build/asan/obj/%.o: tools/lib/%.c
 	@mkdir -p $(@D)
 	$(CC) $(SANFLAGS) -c -o $@ $<
 
-build/asan/tests/%: tests/unit/%.c tests/unit/unit.h build/asan/libtil.a
+build/asan/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) build/asan/libtil.a
 	@mkdir -p $(@D)
 	$(CC) $(SANFLAGS) -Itests/unit -o $@ $< build/asan/libtil.a $(LDLIBS_BLAS) -lz -lm -pthread $(SAN)
 
