@@ -157,15 +157,17 @@ static int refresh_clusters(til_method *m, int init, til_err *e)
         return -1;
     if (init) {
         til_kmeans_info info;
-        if (til_kmeans(bb->V, bb->n_items, t->d, t->K, 100, c->seed, c->threads, t->centers, t->memb, &info, e))
+        if (til_kmeans_fast(bb->V, bb->n_items, t->d, t->K, 100, c->seed, c->threads, t->centers, t->memb, &info,
+                            e))
             return til_errctx(e, "k-means initialisation of the item clusters");
     } else if (t->variant == TIL_TILM_MIK) {
-        if (til_kmeans_lloyd(bb->V, bb->n_items, t->d, t->K, t->o.kmeans_iter, c->threads, t->centers, t->memb,
-                             NULL, e))
+        if (til_kmeans_lloyd_fast(bb->V, bb->n_items, t->d, t->K, t->o.kmeans_iter, c->threads, t->centers,
+                                  t->memb, NULL, e))
             return til_errctx(e, "k-means refresh");
     }
     if (t->variant == TIL_TILM_MI) {
-        til_dec_soft(bb->V, NULL, bb->n_items, t->d, t->centers, t->K, t->o.tau, c->threads, t->Qm);
+        if (til_dec_soft_fast(bb->V, NULL, bb->n_items, t->d, t->centers, t->K, t->o.tau, c->threads, t->Qm, e))
+            return -1;
         til_dec_target(t->Qm, bb->n_items, t->K, t->T);
         til_dec_assign(t->Qm, bb->n_items, t->K, t->memb);
     }
@@ -189,7 +191,7 @@ static void dec_extra(void *ctx, int table, uint32_t row, const float *theta, in
 static int cluster_loss_on(const tilm *t) { return t->variant == TIL_TILM_MI && t->clustered && t->o.gamma > 0; }
 
 /* the batch's distinct items, in bb->rows order (MF: param row = n_users + item) */
-static void collect_items(til_method *m)
+static int collect_items(til_method *m, til_err *e)
 {
     tilm *t = m->impl;
     til_backbone *bb = m->env.bb;
@@ -208,7 +210,7 @@ static void collect_items(til_method *m)
                 t->bgidx[t->nbi++] = k;
             }
     if (!cluster_loss_on(t) || t->nbi == 0)
-        return;
+        return 0;
     /* gamma * (1/n) sum_i KL(T_i || Q_i) over the batch's items: gradients wrt those rows and Phi */
     int d = t->d, K = t->K;
     for (uint64_t r = 0; r < t->nbi; r++) {
@@ -217,7 +219,8 @@ static void collect_items(til_method *m)
     }
     memset(t->gXc, 0, t->nbi * (size_t)d * sizeof(float));
     memset(t->gC, 0, (size_t)K * d * sizeof(float));
-    t->lc = til_dec_loss_grad(t->Xc, NULL, t->nbi, d, t->centers, K, t->o.tau, t->Tc, 1, t->o.gamma, t->gXc, t->gC);
+    return til_dec_loss_grad_fast(t->Xc, NULL, t->nbi, d, t->centers, K, t->o.tau, t->Tc, 1, t->o.gamma,
+                                  m->env.c->threads, t->gXc, t->gC, &t->lc, e);
 }
 
 /* Steps 1-2 of the iteration on batch b (prepared, rows current, refreshes done):
@@ -330,8 +333,7 @@ static int before_grad_impl(til_method *m, const til_batch *b, til_err *e)
     }
     if (bb->ops->forward(bb, b, c->threads, e))
         return -1;
-    collect_items(m);
-    if (meta_grad(m, b, t->gL, e))
+    if (collect_items(m, e) || meta_grad(m, b, t->gL, e))
         return -1;
     tadam_step(&t->lam, t->gL);
     /* 3. weights with the new Lambda for the Theta step */
@@ -610,7 +612,8 @@ int til_tilm_meta_grad(til_method *m, const til_batch *b, float *gL, til_err *e)
         til_adam_catch_up(m->env.adam, m->env.bb->rows, m->env.bb->n_rows, m->env.c->threads);
     if (m->env.bb->ops->forward(m->env.bb, b, m->env.c->threads, e))
         return -1;
-    collect_items(m);
+    if (collect_items(m, e))
+        return -1;
     memset(gL, 0, t->net.n_params * sizeof *gL);
     return meta_grad(m, b, gL, e);
 }
