@@ -15,7 +15,7 @@ targets=$(for m in $methods; do printf ' %s/demo/mf.%s.results' "$OUT" "$m"; don
 echo "demo: synthetic data (til-synth), methods:$methods (log: $OUT/demo/make.log)"
 mkdir -p "$OUT/demo"
 make --no-print-directory OUT="$OUT" GRID=demo SEEDS=1 EPOCHS=${DEMO_EPOCHS:-60} PATIENCE=15 \
-    THREADS=${THREADS:-2} TRAIN_EXTRA_til-mi="--clusters 10 --pretrain-epochs 10" \
+    THREADS=${THREADS:-2} TRAIN_EXTRA_til-mi="--clusters 10 --pretrain-epochs 3" \
     TRAIN_EXTRA_til-mik="--clusters 10" $targets > "$OUT/demo/make.log" 2>&1 ||
     { tail -n 30 "$OUT/demo/make.log" >&2; echo "demo: failed, see $OUT/demo/make.log" >&2; exit 1; }
 bin/til-cat --stats "$OUT/demo/all.til" | awk -F'\t' '$1=="users"||$1=="items"||$1=="interactions"{printf "  %s %s", $1, $2} END{print ""}'

@@ -9,7 +9,7 @@ for f in "$@"; do
     bb=$(basename "$dir" | cut -d. -f1) m=$(basename "$dir" | cut -d. -f2)
     cfg=$(sed -n 's/^# selected \([^ ]*\).*/\1/p' "$f")
     logs=$(ls "$(dirname "$dir")/$bb/$m/$cfg"/s*.log)
-    secs=$(for l in $logs; do awk -F'\t' 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next } { s += $c["train_s"] + $c["sample_s"] } END { print s }' "$l"; done |
+    secs=$(for l in $logs; do awk -F'\t' '/^#/ { next } !h { for (i = 1; i <= NF; i++) c[$i] = i; h = 1; next } { s += $c["train_s"] + $c["sample_s"] } END { print s }' "$l"; done |
         awk '{ s += $1; n++ } END { printf "%.2f", s / n }')
     rec=$(awk -F'\t' '$5 == "recall" && $6 == "20" { s += $7; n++ } END { printf "%.6f", s / n }' "$f")
     printf '%s/%s\t%s\t%s\n' "$bb" "$m" "$secs" "$rec"

@@ -88,3 +88,25 @@ $(OUT)/fig7.png: $(OUT)/fig7.tsv pipelines/plot_bars.sh
 # training curve of one run
 $(OUT)/%.curve.png: $(OUT)/%.model pipelines/plot_curves.sh
 	pipelines/plot_curves.sh $@ "$* (training curve)" "$(notdir $(patsubst %/,%,$(dir $*)))=$(OUT)/$*.log"
+
+# fig4: case study (the paper's Fig. 4). TIL-MI is trained once on a rated dataset (seed 1,
+# configuration FIG4_CFG) and the weights of one more epoch's triplets are dumped (final
+# parameters); each triplet (u, i, j) whose positive i was rated 4 or 5 and whose negative j
+# was rated 1..3 by u (the sub-threshold ratings kept aside by til-preprocess --low-ratings)
+# falls into a cell (rating(u,i), rating(u,j)); cells show the mean weight normalised to the
+# largest cell x 100.
+FIG4_DATASET ?= ml100k
+FIG4_CFG     ?= lr1e-3_reg1e-4_a1_g1e-3
+FIG4_FLAGS   ?=
+FIG4_DIR      = $(OUT)/$(FIG4_DATASET)/fig4
+fig4: $(OUT)/fig4.png
+	@echo "$<"; cat $(OUT)/fig4.tsv
+$(OUT)/$(FIG4_DATASET)/fig4/weights.tsv: $(OUT)/$(FIG4_DATASET)/split/train.til $(OUT)/$(FIG4_DATASET)/split/valid.til bin/til-train
+	@mkdir -p $(@D)
+	bin/til-train -q --train $< --valid $(word 2,$^) --method til-mi $$(pipelines/cfgflags.sh $(FIG4_CFG)) --seed 1 \
+	    --epochs $(EPOCHS) --patience $(PATIENCE) --eval-every $(EVAL_EVERY) --threads $(THREADS) $(TRAIN_EXTRA) \
+	    $(TRAIN_EXTRA_til-mi) $(FIG4_FLAGS) --log $(@D)/train.log --dump-weights $@ --out $(@D)/model
+$(OUT)/fig4.tsv: $(FIG4_DIR)/weights.tsv $(OUT)/$(FIG4_DATASET)/all.til pipelines/fig4.sh
+	pipelines/fig4.sh $< $(OUT)/$(FIG4_DATASET)/all.til $(OUT)/$(FIG4_DATASET)/low.til > $@.tmp && mv $@.tmp $@
+$(OUT)/fig4.png: $(OUT)/fig4.tsv pipelines/plot_bars.sh
+	pipelines/plot_bars.sh $@ "Fig. 4: learned triplet weight by rating of the positive and of the negative item ($(FIG4_DATASET), TIL-MI)" "mean weight (largest cell = 100)" $<

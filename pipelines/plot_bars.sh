@@ -5,7 +5,7 @@
 set -euo pipefail
 out=$1 title=$2 ylabel=$3 data=$4
 command -v gnuplot >/dev/null || { echo "plot_bars.sh: gnuplot not installed" >&2; exit 1; }
-ncol=$(head -n 1 "$data" | awk -F'\t' '{ print NF }')
+ncol=$(grep -v '^#' "$data" | head -n 1 | awk -F'\t' '{ print NF }')
 tmp=$(mktemp "$out.tmp.XXXXXX")
 gnuplot <<GP
 set terminal pngcairo size 900,540 noenhanced

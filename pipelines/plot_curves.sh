@@ -12,8 +12,8 @@ for spec in "$@"; do
     label=${spec%%=*} log=${spec#*=}
     [ -s "$log" ] || { echo "plot_curves.sh: $log: missing or empty" >&2; exit 1; }
     # columns by name from the header, so added columns do not break the plot
-    rc=$(head -n 1 "$log" | tr '\t' '\n' | grep -n '^valid_recall@' | head -n 1 | cut -d: -f1)
-    lc=$(head -n 1 "$log" | tr '\t' '\n' | grep -n '^loss$' | cut -d: -f1)
+    rc=$(grep -v '^#' "$log" | head -n 1 | tr '\t' '\n' | grep -n '^valid_recall@' | head -n 1 | cut -d: -f1)
+    lc=$(grep -v '^#' "$log" | head -n 1 | tr '\t' '\n' | grep -n '^loss$' | cut -d: -f1)
     plots="$plots${plots:+, }'$log' using 1:$rc with linespoints title '$label valid Recall@20' axes x1y1"
     plots="$plots, '$log' using 1:$lc with lines dashtype 2 title '$label train loss' axes x1y2"
 done

@@ -13,10 +13,9 @@ set title '$title'
 set xlabel '$xlabel'
 set ylabel '$ylabel'
 set grid
-set key outside right top
-stats '$data' using 2 nooutput
-n = STATS_records
-plot for [i=0:n-1] '$data' every ::i::i using 2:3 with points pointsize 2 pointtype 7 title columnhead(1) . '', \
+unset key
+set offsets graph 0.05, graph 0.15, graph 0.1, graph 0.1
+plot '$data' using 2:3:(\$0 + 1) with points pointsize 2 pointtype 7 linecolor variable notitle, \
      '$data' using 2:3:1 with labels offset 1,1 notitle
 GP
 mv "$tmp" "$out"

@@ -62,3 +62,13 @@ setup() {
     [[ "$output" == *"# selected lr"* ]]
     [[ "$output" == *"recall"* ]]
 }
+
+@test "figures: table2 and fig4 are produced on the demo data (PNG and TSV)" {
+    command -v gnuplot >/dev/null || skip "gnuplot not installed"
+    run mk T2_DATASETS=demo FIG4_DATASET=demo FIG4_CFG=lr1e-2_reg1e-4_a1_g1e-3 \
+        TRAIN_EXTRA_til-mi="--clusters 5 --pretrain-epochs 2" table2 fig4
+    [ "$status" -eq 0 ]
+    grep -qE '^\| demo \| [0-9]+ \| [0-9]+ \| [0-9]+ \|' "$OUT/table2.md"
+    [ "$(grep -c '^rating(u,i)=[45]' "$OUT/fig4.tsv")" -eq 2 ]
+    [ "$(head -c 4 "$OUT/fig4.png" | od -An -c | tr -d ' ')" = "211PNG" ]
+}
