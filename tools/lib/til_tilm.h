@@ -44,6 +44,14 @@
  *  - til-mik: centers and memberships are recomputed every `cluster_update`
  *    steps by Lloyd iterations warm-started from the previous centers (at most
  *    `kmeans_iter`, default 3).
+ *  - Clustering arithmetic (k-means initialisation, til-mik's Lloyd refreshes,
+ *    til-mi's soft assignments at refresh and its per-step loss and gradients)
+ *    runs on til_cluster's float gemm fast paths (til_kmeans_fast,
+ *    til_kmeans_lloyd_fast, til_dec_soft_fast, til_dec_loss_grad_fast; their
+ *    tolerances vs the double references are in til_cluster.h). The per-step
+ *    DEC work covers only the batch's distinct items; a full refresh (all
+ *    items, one sgemm per 256 rows) costs about as much as a few steps' DEC
+ *    work, so the --cluster-update cadence is kept as specified.
  *  - Weight statistics per epoch (w_mean, w_std, w_p10, w_p50, w_p90 columns of
  *    the log) are over the weights used in the Theta steps of that epoch (after
  *    normalisation when --weight-norm batch).
