@@ -4,7 +4,10 @@
  * term) against finite differences, threaded == single-thread bits; NeuMF's
  * batch gradient (embeddings and every tower layer) against finite
  * differences of a double reference, its scorer against the pair reference,
- * and a model file scored through til_scorer_from_model. */
+ * and a model file scored through til_scorer_from_model; the jvp ops
+ * (LightGCN's propagation, NeuMF's score_jvp) against finite differences and
+ * their transposes against backward, and TIL's meta-gradient on both against
+ * the double oracle of meta_ref.h. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +20,8 @@
 #include "til_rng.h"
 #include "til_train.h"
 #include "unit.h"
+#include "til_tilm.h"
+#include "meta_ref.h"
 
 enum { NU = 5, NI = 7, N = NU + NI, D = 6, NB = 9 };
 static const uint32_t BU[NB] = {0, 1, 0, 4, 2, 0, 3, 1, 4};
@@ -342,11 +347,287 @@ TEST(neumf_scorer_matches_pair_reference_and_model_file)
     til_model_free(&m);
 }
 
+/* ------------------------------------------------------------------ LightGCN jvp and TIL meta-gradient */
+
+/* an outer batch different from the inner one (BU, BI, BJ) */
+enum { OB = 6 };
+static const uint32_t OU[OB] = {3, 2, 0, 1, 4, 2}, OI[OB] = {0, 3, 2, 6, 5, 0}, OJ[OB] = {5, 1, 6, 3, 2, 4};
+
+static int lgcn_make(til_backbone *bb, til_step_buf *sb, const til_inter *t, int L, const float *P)
+{
+    til_err e;
+    til_backbone_opts o = {.train = t, .layers = L};
+    if (til_backbone_create_opts(bb, "lightgcn", NU, NI, D, NB, &o, &e) || til_step_buf_alloc(sb, NB, D, &e)) {
+        CHECK(0, "init: %s", e.msg);
+        return -1;
+    }
+    free(sb->G);
+    sb->G = calloc(bb->rows_cap * D, sizeof(float));
+    memcpy(bb->param, P, sizeof(float) * N * D);
+    return 0;
+}
+
+/* jvp(Dir) == R(P + Dir) - R(P) (library forward, float), == mean_l A^l Dir
+ * (double reference); a row list == the same rows scattered; threads give the
+ * same bits; <jvp(Dir), A> == <Dir, backward(A)> */
+TEST(lightgcn_jvp)
+{
+    til_inter t;
+    make_train(&t);
+    static double A[N][N];
+    dense_ahat(&t, A);
+    float P[N * D], Dir[N * D];
+    til_init_xavier(P, N, D, 3, 0);
+    til_init_xavier(Dir, N, D, 4, 0);
+    til_err e;
+    for (int L = 1; L <= 3; L++) {
+        til_backbone bb;
+        til_step_buf sb;
+        if (lgcn_make(&bb, &sb, &t, L, P))
+            break;
+        float J[N * D] = {0}, J3[N * D] = {0}, F0[N * D], F1[N * D];
+        CHECK(bb.ops->jvp(&bb, NULL, N, Dir, NULL, J, J + NU * D, 1, &e) == 0, "jvp");
+        CHECK(bb.ops->jvp(&bb, NULL, N, Dir, NULL, J3, J3 + NU * D, 3, &e) == 0, "jvp 3");
+        CHECK(memcmp(J, J3, sizeof J) == 0, "L=%d: jvp 1 and 3 threads differ", L);
+        bb.ops->forward(&bb, NULL, 1, &e);
+        memcpy(F0, bb.U, sizeof F0);
+        for (int q = 0; q < N * D; q++)
+            bb.param[q] = P[q] + Dir[q];
+        bb.ops->forward(&bb, NULL, 1, &e);
+        memcpy(F1, bb.U, sizeof F1);
+        memcpy(bb.param, P, sizeof P);
+        double got[N * D], ref[N * D], Dd[N * D], Fd[N * D];
+        for (int q = 0; q < N * D; q++) {
+            got[q] = J[q];
+            ref[q] = (double)F1[q] - F0[q];
+            Dd[q] = Dir[q];
+        }
+        CHECK_CLOSE("lightgcn jvp vs R(P + Dir) - R(P)", got, ref, N * D, 1e-6, 1e-5);
+        prop_ref(A, L, Dd, Fd);
+        CHECK_CLOSE("lightgcn jvp vs dense propagation", got, Fd, N * D, 1e-7, 1e-5);
+        /* a row list: rows 2, 7, 9 of Dir */
+        uint32_t rl[3] = {9, 2, 7};
+        float Dr[3 * D], Full[N * D] = {0}, Jr[N * D] = {0}, Jf[N * D] = {0};
+        for (int k = 0; k < 3; k++)
+            for (int c = 0; c < D; c++)
+                Full[rl[k] * D + c] = Dr[k * D + c] = Dir[rl[k] * D + c];
+        CHECK(bb.ops->jvp(&bb, rl, 3, Dr, NULL, Jr, Jr + NU * D, 1, &e) == 0 &&
+                  bb.ops->jvp(&bb, NULL, N, Full, NULL, Jf, Jf + NU * D, 1, &e) == 0,
+              "jvp rows");
+        CHECK(memcmp(Jr, Jf, sizeof Jr) == 0, "L=%d: row list != scattered", L);
+        /* transpose */
+        til_batch b = {NB, BU, BI, BJ};
+        float dU[NB * D], dQi[NB * D], dQj[NB * D];
+        til_init_xavier(dU, NB, D, 5, 0);
+        til_init_xavier(dQi, NB, D, 5, 1);
+        til_init_xavier(dQj, NB, D, 5, 2);
+        double lhs, rhs;
+        if (bb.ops->prepare(&bb, &b, &e) == 0 && bb.ops->forward(&bb, &b, 1, &e) == 0 &&
+            ref_transpose(&bb, &b, Dir, dU, dQi, dQj, sb.G, &lhs, &rhs) == 0)
+            CHECK(fabs(lhs - rhs) <= 1e-5 * (fabs(lhs) + 1e-3), "L=%d transpose %.9g vs %.9g", L, lhs, rhs);
+        /* jvp left the forward state alone: forward of the same P gives the same F */
+        CHECK(memcmp(bb.param, P, sizeof P) == 0, "param untouched");
+        til_step_buf_free(&sb);
+        til_backbone_free(&bb);
+    }
+    til_inter_free(&t);
+}
+
+typedef struct {
+    double (*A)[N];
+    int L;
+} lgref;
+
+static void lgcn_scores_ref(void *ctx, const double *P, const til_batch *b, double *sp, double *sn)
+{
+    lgref *r = ctx;
+    double F[N * D];
+    prop_ref(r->A, r->L, P, F);
+    for (uint64_t k = 0; k < b->n; k++) {
+        const double *p = F + b->u[k] * D, *qi = F + (NU + b->i[k]) * D, *qj = F + (NU + b->j[k]) * D;
+        sp[k] = sn[k] = 0;
+        for (int c = 0; c < D; c++)
+            sp[k] += p[c] * qi[c], sn[k] += p[c] * qj[c];
+    }
+}
+
+/* til_tilm_meta_generic on LightGCN == d/dw J_out(Theta - beta grad J_in(Theta; w)) (double oracle) */
+TEST(lightgcn_meta_grad_fd)
+{
+    til_inter t;
+    make_train(&t);
+    static double A[N][N];
+    dense_ahat(&t, A);
+    float P[N * D];
+    til_init_xavier(P, N, D, 3, 0);
+    for (int q = 0; q < N * D; q++)
+        P[q] *= 6;
+    double Pd[N * D];
+    for (int q = 0; q < N * D; q++)
+        Pd[q] = P[q];
+    til_batch in = {NB, BU, BI, BJ}, out = {OB, OU, OI, OJ};
+    float w[NB], dw[NB], dw3[NB];
+    for (int k = 0; k < NB; k++)
+        w[k] = 0.3f + 0.15f * (float)k;
+    til_err e;
+    for (int L = 1; L <= 2; L++) {
+        til_backbone bb;
+        til_step_buf sb;
+        if (lgcn_make(&bb, &sb, &t, L, P))
+            break;
+        double jo, jo3, jr, ref[NB], got[NB];
+        CHECK(til_tilm_meta_generic(&bb, &in, w, &out, 0.05, 0.7, NULL, 1, &sb, dw, &jo, &e) == 0, "%s", e.msg);
+        CHECK(memcmp(bb.param, P, sizeof P) == 0, "param put back");
+        CHECK(til_tilm_meta_generic(&bb, &in, w, &out, 0.05, 0.7, NULL, 3, &sb, dw3, &jo3, &e) == 0, "%s", e.msg);
+        CHECK(memcmp(dw, dw3, sizeof dw) == 0 && jo == jo3, "1 and 3 threads differ");
+        lgref r = {A, L};
+        ref_meta_dw(lgcn_scores_ref, &r, Pd, N * D, NU, D, &in, w, &out, 0.7, 0.05, ref, &jr);
+        for (int k = 0; k < NB; k++)
+            got[k] = dw[k];
+        CHECK_CLOSE("lightgcn dJ_out/dw", got, ref, NB, 1e-8, 1e-4);
+        CHECK(fabs(jo - jr) <= 1e-5 * fabs(jr), "J_out %.9g vs %.9g", jo, jr);
+        til_step_buf_free(&sb);
+        til_backbone_free(&bb);
+    }
+    til_inter_free(&t);
+}
+
+/* ------------------------------------------------------------------ NeuMF score_jvp and TIL meta-gradient */
+
+static int neumf_make(til_backbone *bb, til_step_buf *sb, float *P, uint64_t np)
+{
+    til_err e;
+    double loss;
+    float *G = calloc(np * ND, sizeof(float));
+    int rc = neumf_grad(1, 0.0, P, np, G, &loss, 1); /* P: the scaled init of neumf_bpr_backward_fd */
+    free(G);
+    if (rc || til_backbone_create_opts(bb, "neumf", NU, NI, ND, NB, NULL, &e) || til_step_buf_alloc(sb, NB, ND, &e)) {
+        CHECK(0, "init");
+        return -1;
+    }
+    free(sb->G);
+    sb->G = calloc(bb->rows_cap * ND, sizeof(float));
+    memcpy(bb->param, P, np * ND * sizeof(float));
+    return 0;
+}
+
+/* score_jvp == central differences of the double pair reference along Dir
+ * (embeddings and every tower weight), a row list == the same rows scattered,
+ * and its transpose: <score_jvp(Dir), (g+, g-)> == <Dir, backward(score_backward(g+, g-))> */
+TEST(neumf_score_jvp)
+{
+    uint64_t tower = til_neumf_tower_size(ND), np = N + (tower + ND - 1) / ND;
+    float *P = calloc(np * ND, 4), *Dir = calloc(np * ND, 4);
+    double *Pp = calloc(np * ND, 8), *Pm = calloc(np * ND, 8);
+    til_backbone bb;
+    til_step_buf sb;
+    til_err e;
+    if (neumf_make(&bb, &sb, P, np) == 0) {
+        til_init_xavier(Dir, N * ND + tower, 1, 8, 0); /* the padding keeps direction 0 */
+        for (uint64_t q = 0; q < N * ND + tower; q++)
+            Dir[q] *= 20.0f;
+        til_batch b = {NB, BU, BI, BJ};
+        float sp[NB], sn[NB], sp3[NB], sn3[NB];
+        CHECK(bb.ops->prepare(&bb, &b, &e) == 0 && bb.ops->forward(&bb, &b, 1, &e) == 0 &&
+                  bb.ops->score_jvp(&bb, &b, NULL, np, Dir, sp, sn, 1, &e) == 0 &&
+                  bb.ops->score_jvp(&bb, &b, NULL, np, Dir, sp3, sn3, 3, &e) == 0,
+              "score_jvp");
+        CHECK(memcmp(sp, sp3, sizeof sp) == 0 && memcmp(sn, sn3, sizeof sn) == 0, "threads");
+        double h = 1e-6, got[2 * NB], ref[2 * NB];
+        for (uint64_t q = 0; q < np * ND; q++)
+            Pp[q] = P[q] + h * Dir[q], Pm[q] = P[q] - h * Dir[q];
+        for (int k = 0; k < NB; k++) {
+            const uint32_t r2[2] = {BI[k], BJ[k]};
+            for (int s = 0; s < 2; s++) {
+                double yp = neumf_ref(Pp + N * ND, Pp + BU[k] * ND, Pp + (NU + r2[s]) * ND);
+                double ym = neumf_ref(Pm + N * ND, Pm + BU[k] * ND, Pm + (NU + r2[s]) * ND);
+                ref[2 * k + s] = (yp - ym) / (2 * h);
+                got[2 * k + s] = s ? sn[k] : sp[k];
+            }
+        }
+        CHECK_CLOSE("neumf score_jvp vs central differences", got, ref, 2 * NB, 1e-6, 1e-5);
+        /* a row list: the batch's rows after prepare (embeddings, then the tower rows) */
+        float *Dr = calloc(bb.n_rows * ND, 4), spr[NB], snr[NB];
+        uint32_t *rl = malloc(bb.n_rows * sizeof *rl);
+        for (uint64_t k = 0; k < bb.n_rows; k++) {
+            rl[k] = bb.rows[k];
+            memcpy(Dr + k * ND, Dir + (uint64_t)rl[k] * ND, ND * sizeof(float));
+        }
+        CHECK(bb.ops->score_jvp(&bb, &b, rl, bb.n_rows, Dr, spr, snr, 1, &e) == 0, "rows");
+        CHECK(memcmp(sp, spr, sizeof sp) == 0 && memcmp(sn, snr, sizeof sn) == 0, "row list != all rows");
+        /* transpose */
+        float gp[NB], gn[NB];
+        for (int k = 0; k < NB; k++)
+            gp[k] = 0.3f - 0.1f * (float)k, gn[k] = 0.05f * (float)k - 0.2f;
+        double l2, lhs = 0, rhs = 0;
+        memset(sb.G, 0, bb.rows_cap * ND * sizeof(float));
+        CHECK(bb.ops->score_backward(&bb, &b, gp, gn, sb.dU, sb.dQi, sb.dQj, 1, &e) == 0 &&
+                  bb.ops->backward(&bb, &b, sb.dU, sb.dQi, sb.dQj, 0.0f, sb.G, &l2, 1, &e) == 0,
+              "backward");
+        for (int k = 0; k < NB; k++)
+            lhs += (double)sp[k] * gp[k] + (double)sn[k] * gn[k];
+        for (uint64_t k = 0; k < bb.n_rows; k++)
+            rhs += ref_dotf(sb.G + k * ND, Dir + (uint64_t)bb.rows[k] * ND, ND);
+        CHECK(fabs(lhs - rhs) <= 1e-5 * (fabs(lhs) + 1e-3), "transpose %.9g vs %.9g", lhs, rhs);
+        free(Dr);
+        free(rl);
+        til_step_buf_free(&sb);
+        til_backbone_free(&bb);
+    }
+    free(P), free(Dir), free(Pp), free(Pm);
+}
+
+static void neumf_scores_ref(void *ctx, const double *P, const til_batch *b, double *sp, double *sn)
+{
+    (void)ctx;
+    for (uint64_t k = 0; k < b->n; k++) {
+        sp[k] = neumf_ref(P + N * ND, P + b->u[k] * ND, P + (NU + b->i[k]) * ND);
+        sn[k] = neumf_ref(P + N * ND, P + b->u[k] * ND, P + (NU + b->j[k]) * ND);
+    }
+}
+
+/* til_tilm_meta_generic through the score head == the double oracle */
+TEST(neumf_meta_grad_fd)
+{
+    uint64_t tower = til_neumf_tower_size(ND), np = N + (tower + ND - 1) / ND;
+    float *P = calloc(np * ND, 4), *P0 = calloc(np * ND, 4);
+    double *Pd = calloc(np * ND, 8);
+    til_backbone bb;
+    til_step_buf sb;
+    til_err e;
+    if (neumf_make(&bb, &sb, P, np) == 0) {
+        memcpy(P0, bb.param, np * ND * 4);
+        for (uint64_t q = 0; q < np * ND; q++)
+            Pd[q] = P[q];
+        til_batch in = {NB, BU, BI, BJ}, out = {OB, OU, OI, OJ};
+        float w[NB], dw[NB], dw3[NB];
+        for (int k = 0; k < NB; k++)
+            w[k] = 0.3f + 0.15f * (float)k;
+        double jo, jo3, jr, ref[NB], got[NB];
+        CHECK(til_tilm_meta_generic(&bb, &in, w, &out, 0.05, 0.5, NULL, 1, &sb, dw, &jo, &e) == 0, "%s", e.msg);
+        CHECK(memcmp(bb.param, P0, np * ND * 4) == 0, "param put back");
+        CHECK(til_tilm_meta_generic(&bb, &in, w, &out, 0.05, 0.5, NULL, 3, &sb, dw3, &jo3, &e) == 0, "%s", e.msg);
+        CHECK(memcmp(dw, dw3, sizeof dw) == 0 && jo == jo3, "1 and 3 threads differ");
+        ref_meta_dw(neumf_scores_ref, NULL, Pd, np * ND, NU, ND, &in, w, &out, 0.5, 0.05, ref, &jr);
+        for (int k = 0; k < NB; k++)
+            got[k] = dw[k];
+        CHECK_CLOSE("neumf dJ_out/dw", got, ref, NB, 1e-8, 1e-4);
+        CHECK(fabs(jo - jr) <= 1e-5 * fabs(jr), "J_out %.9g vs %.9g", jo, jr);
+        til_step_buf_free(&sb);
+        til_backbone_free(&bb);
+    }
+    free(P), free(P0), free(Pd);
+}
+
 int main(void)
 {
     RUN(lightgcn_propagation_matches_dense);
     RUN(lightgcn_bpr_backward_fd);
+    RUN(lightgcn_jvp);
+    RUN(lightgcn_meta_grad_fd);
     RUN(neumf_bpr_backward_fd);
+    RUN(neumf_score_jvp);
+    RUN(neumf_meta_grad_fd);
     RUN(neumf_scorer_matches_pair_reference_and_model_file);
     return unit_end();
 }

@@ -4,7 +4,10 @@
  * tanh's, the linear layers, the mean and sum aggregations and the L2 term)
  * against finite differences of a double-precision reference of the
  * equations in til_mgccf.h; 1 and 3 threads giving the same bits; the
- * batch-restricted forward equal to the full one on the batch's rows. */
+ * batch-restricted forward equal to the full one on the batch's rows; the
+ * jvp (embedding and weight directions) against central differences of the
+ * double reference, its transpose against backward, and TIL's meta-gradient
+ * on MGCCF against the double oracle of meta_ref.h. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +17,8 @@
 #include "til_rng.h"
 #include "til_train.h"
 #include "unit.h"
+#include "til_tilm.h"
+#include "meta_ref.h"
 
 /* ------------------------------------------------------------------ brute-force top-k */
 
@@ -409,11 +414,180 @@ TEST(mgccf_registry)
     til_inter_free(&t);
 }
 
+/* ------------------------------------------------------------------ jvp and TIL meta-gradient */
+
+enum { OB = 6 };
+static const uint32_t OU[OB] = {3, 2, 0, 1, 4, 2}, OI[OB] = {0, 3, 2, 6, 5, 0}, OJ[OB] = {5, 1, 6, 3, 2, 4};
+
+/* a backbone over the tiny graph with the scaled trainer init (P: NP x D) */
+static int jv_make(til_backbone *bb, til_step_buf *sb, const til_inter *t, float *P)
+{
+    til_err e;
+    if (til_mgccf_init(bb, t, D, KS, NB, 1, &e) || til_step_buf_alloc(sb, NB, D, &e)) {
+        CHECK(0, "init: %s", e.msg);
+        return -1;
+    }
+    free(sb->G);
+    sb->G = calloc(bb->rows_cap * D, sizeof(float));
+    til_init_xavier(bb->param, NU, D, 3, 0);
+    til_init_xavier(bb->param + NU * D, NI, D, 3, 1);
+    bb->ops->init(bb, 5);
+    for (int q = 0; q < NP * D; q++)
+        bb->param[q] *= q < N * D ? 2.0f : 1.5f;
+    memcpy(P, bb->param, sizeof(float) * NP * D);
+    return 0;
+}
+
+/* jvp == (F(P + h Dir) - F(P - h Dir)) / 2h of the double reference (h = 1e-5:
+ * truncation ~h^2 = 1e-10, far below float rounding); want = batch gives the
+ * batch's rows bit for bit and leaves the others; a row list == the same rows
+ * scattered; 1 and 3 threads the same bits; <jvp(Dir), A> == <Dir, backward(A)>;
+ * the forward state survives a jvp (backward afterwards gives the same G). */
+TEST(mgccf_jvp)
+{
+    til_inter t;
+    make_tiny(&t);
+    til_err e;
+    til_backbone bb;
+    til_step_buf sb;
+    static float P[NP * D], Dir[NP * D];
+    if (jv_make(&bb, &sb, &t, P)) {
+        til_inter_free(&t);
+        return;
+    }
+    static ref_graph g;
+    ref_graph_make(&g, &t, &bb);
+    til_init_xavier(Dir, NP, D, 9, 0);
+    for (int q = 0; q < NP * D; q++)
+        Dir[q] *= 4.0f;
+    static float J[N * D], J3[N * D], Jb[N * D];
+    CHECK(bb.ops->jvp(&bb, NULL, NP, Dir, NULL, J, J + NU * D, 1, &e) == 0, "jvp: %s", e.msg);
+    CHECK(bb.ops->jvp(&bb, NULL, NP, Dir, NULL, J3, J3 + NU * D, 3, &e) == 0, "jvp 3");
+    CHECK(memcmp(J, J3, sizeof J) == 0, "jvp: 1 and 3 threads differ");
+    CHECK(memcmp(bb.param, P, sizeof P) == 0, "param untouched");
+    static double Pp[NP * D], Pm[NP * D], Fp[N * D], Fm[N * D], ref[N * D], got[N * D];
+    double h = 1e-5;
+    for (int q = 0; q < NP * D; q++) {
+        Pp[q] = P[q] + h * Dir[q];
+        Pm[q] = P[q] - h * Dir[q];
+    }
+    ref_forward(&g, Pp, Fp);
+    ref_forward(&g, Pm, Fm);
+    for (int q = 0; q < N * D; q++) {
+        ref[q] = (Fp[q] - Fm[q]) / (2 * h);
+        got[q] = J[q];
+    }
+    CHECK_CLOSE("mgccf jvp vs central differences", got, ref, N * D, 1e-6, 1e-5);
+    double jmax = 0;
+    for (int q = 0; q < N * D; q++)
+        jmax = fmax(jmax, fabs(ref[q]));
+    CHECK(jmax > 0.1, "the tangent is not tiny (%g)", jmax);
+    /* only the weight directions move f too */
+    static float Dw[NP * D], Jw[N * D];
+    memcpy(Dw + N * D, Dir + N * D, sizeof(float) * 10 * D * D);
+    CHECK(bb.ops->jvp(&bb, NULL, NP, Dw, NULL, Jw, Jw + NU * D, 1, &e) == 0, "jvp weights");
+    double wmax = 0;
+    for (int q = 0; q < N * D; q++)
+        wmax = fmax(wmax, fabs(Jw[q]));
+    CHECK(wmax > 0.05, "weight directions move f (%g)", wmax);
+    /* want = the batch: its rows bit for bit, others untouched */
+    til_batch b = {NB, BU, BI, BJ};
+    CHECK(bb.ops->jvp(&bb, NULL, NP, Dir, &b, Jb, Jb + NU * D, 1, &e) == 0, "jvp want");
+    int inb[N] = {0};
+    for (int k = 0; k < NB; k++)
+        inb[BU[k]] = inb[NU + BI[k]] = inb[NU + BJ[k]] = 1;
+    for (int r = 0; r < N; r++)
+        for (int c = 0; c < D; c++)
+            CHECK(Jb[r * D + c] == (inb[r] ? J[r * D + c] : 0.0f), "want: row %d", r);
+    /* a row list: rows 2, 9 (embeddings), N + 3, N + 21 (weights) */
+    uint32_t rl[4] = {N + 21, 2, 9, N + 3};
+    static float Dr[4 * D], Full[NP * D], Jr[N * D], Jf[N * D];
+    for (int k = 0; k < 4; k++)
+        for (int c = 0; c < D; c++)
+            Full[rl[k] * D + c] = Dr[k * D + c] = Dir[rl[k] * D + c];
+    CHECK(bb.ops->jvp(&bb, rl, 4, Dr, NULL, Jr, Jr + NU * D, 1, &e) == 0 &&
+              bb.ops->jvp(&bb, NULL, NP, Full, NULL, Jf, Jf + NU * D, 1, &e) == 0,
+          "jvp rows");
+    CHECK(memcmp(Jr, Jf, sizeof Jr) == 0, "row list != scattered");
+    /* transpose, and the forward state surviving a jvp */
+    float dU[NB * D], dQi[NB * D], dQj[NB * D];
+    til_init_xavier(dU, NB, D, 5, 0);
+    til_init_xavier(dQi, NB, D, 5, 1);
+    til_init_xavier(dQj, NB, D, 5, 2);
+    static float G0[NP * D];
+    double l2, lhs, rhs;
+    CHECK(bb.ops->prepare(&bb, &b, &e) == 0 && bb.ops->forward(&bb, &b, 1, &e) == 0 &&
+              bb.ops->backward(&bb, &b, dU, dQi, dQj, 0.0f, sb.G, &l2, 1, &e) == 0,
+          "backward");
+    memcpy(G0, sb.G, sizeof G0);
+    CHECK(bb.ops->jvp(&bb, NULL, NP, Dir, &b, Jb, Jb + NU * D, 1, &e) == 0, "jvp between");
+    if (ref_transpose(&bb, &b, Dir, dU, dQi, dQj, sb.G, &lhs, &rhs) == 0) {
+        CHECK(memcmp(G0, sb.G, sizeof G0) == 0, "backward after a jvp differs");
+        CHECK(fabs(lhs - rhs) <= 1e-5 * (fabs(lhs) + 1e-3), "transpose %.9g vs %.9g", lhs, rhs);
+    }
+    til_step_buf_free(&sb);
+    til_backbone_free(&bb);
+    til_inter_free(&t);
+}
+
+static void mg_scores_ref(void *ctx, const double *P, const til_batch *b, double *sp, double *sn)
+{
+    double F[N * D];
+    ref_forward(ctx, P, F);
+    for (uint64_t k = 0; k < b->n; k++) {
+        const double *p = F + b->u[k] * D, *qi = F + (NU + b->i[k]) * D, *qj = F + (NU + b->j[k]) * D;
+        sp[k] = sn[k] = 0;
+        for (int c = 0; c < D; c++)
+            sp[k] += p[c] * qi[c], sn[k] += p[c] * qj[c];
+    }
+}
+
+/* til_tilm_meta_generic on MGCCF == d/dw J_out(Theta - beta grad J_in(Theta; w))
+ * (double oracle; the look-ahead is in parameter space, so the algorithm is
+ * exact, not first order: float tolerance) */
+TEST(mgccf_meta_grad_fd)
+{
+    til_inter t;
+    make_tiny(&t);
+    til_err e;
+    til_backbone bb;
+    til_step_buf sb;
+    static float P[NP * D];
+    if (jv_make(&bb, &sb, &t, P)) {
+        til_inter_free(&t);
+        return;
+    }
+    static ref_graph g;
+    ref_graph_make(&g, &t, &bb);
+    static double Pd[NP * D];
+    for (int q = 0; q < NP * D; q++)
+        Pd[q] = P[q];
+    til_batch in = {NB, BU, BI, BJ}, out = {OB, OU, OI, OJ};
+    float w[NB], dw[NB], dw3[NB];
+    for (int k = 0; k < NB; k++)
+        w[k] = 0.3f + 0.15f * (float)k;
+    double jo, jo3, jr, ref[NB], got[NB];
+    CHECK(til_tilm_meta_generic(&bb, &in, w, &out, 0.05, 0.5, NULL, 1, &sb, dw, &jo, &e) == 0, "%s", e.msg);
+    CHECK(memcmp(bb.param, P, sizeof P) == 0, "param put back");
+    CHECK(til_tilm_meta_generic(&bb, &in, w, &out, 0.05, 0.5, NULL, 3, &sb, dw3, &jo3, &e) == 0, "%s", e.msg);
+    CHECK(memcmp(dw, dw3, sizeof dw) == 0 && jo == jo3, "1 and 3 threads differ");
+    ref_meta_dw(mg_scores_ref, &g, Pd, NP * D, NU, D, &in, w, &out, 0.5, 0.05, ref, &jr);
+    for (int k = 0; k < NB; k++)
+        got[k] = dw[k];
+    CHECK_CLOSE("mgccf dJ_out/dw", got, ref, NB, 1e-8, 1e-4);
+    CHECK(fabs(jo - jr) <= 1e-5 * fabs(jr), "J_out %.9g vs %.9g", jo, jr);
+    til_step_buf_free(&sb);
+    til_backbone_free(&bb);
+    til_inter_free(&t);
+}
+
 int main(void)
 {
     RUN(knn_matches_brute_force);
     RUN(mgccf_bpr_backward_fd);
     RUN(mgccf_threads_same_bits);
+    RUN(mgccf_jvp);
+    RUN(mgccf_meta_grad_fd);
     RUN(mgccf_registry);
     return unit_end();
 }

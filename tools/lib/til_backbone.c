@@ -156,10 +156,10 @@ static void mf_free(til_backbone *bb)
 }
 
 /* MF: R = param, so the JVP is the identity: scatter-add D's rows. */
-static int mf_jvp(til_backbone *bb, const uint32_t *rows, uint64_t n_rows, const float *D, float *dU, float *dV,
-                  int threads, til_err *e)
+static int mf_jvp(til_backbone *bb, const uint32_t *rows, uint64_t n_rows, const float *D, const til_batch *want,
+                  float *dU, float *dV, int threads, til_err *e)
 {
-    (void)threads, (void)e;
+    (void)want, (void)threads, (void)e;
     uint64_t d = (uint64_t)bb->dim, nu = bb->n_users;
     for (uint64_t k = 0; k < n_rows; k++) {
         uint64_t r = rows ? rows[k] : k;

@@ -23,21 +23,25 @@
  *                     (LightGCN convention: reg * 0.5 * sum |e0|^2 / B, so
  *                     reg_c = reg / B), and returns 0.5 * sum |e0|^2 over those
  *                     occurrences in *l2 (for the reported loss).
- *   jvp(rows, n_rows, D, dU, dV)   (optional; TIL's meta-gradient needs it)
+ *   jvp(rows, n_rows, D, want, dU, dV)   (optional; TIL's meta-gradient needs it)
  *                     forward-mode derivative of the representations at the
  *                     current parameters: D is a direction in parameter space,
  *                     D[k] (dim) for parameter row rows[k] (rows NULL: all
  *                     n_param rows, D n_param x dim); unlisted rows have
  *                     direction 0. ADDS (dR/dparam) D into dU (n_users x dim)
- *                     and dV (n_items x dim), zeroed by the caller. Linear
+ *                     and dV (n_items x dim), zeroed by the caller, at least
+ *                     on the users and items of the batch `want` (NULL: every
+ *                     row); other rows may be left as they were. Linear
  *                     backbones (MF: the identity, scatter D's user rows into
  *                     dU and item rows into dV; LightGCN: propagate D like the
  *                     embeddings, no L2) give exactly R(param + D) - R(param);
- *                     non-linear ones the first-order change. Its transpose
- *                     must be what backward computes (the VJP) from dU, dQi,
- *                     dQj without its L2 term. Must not touch param, U, V, rows
- *                     or the state prepare left for backward. Deterministic for
- *                     any thread count. Only dot-product heads (no score op).
+ *                     non-linear ones (MGCCF, through its tanh's and weight
+ *                     rows) the first-order change. Its transpose must be what
+ *                     backward computes (the VJP) from dU, dQi, dQj without its
+ *                     L2 term. Must not touch param, U, V, rows or the state
+ *                     prepare/forward left for backward. Deterministic for any
+ *                     thread count. The representations only: a score head's
+ *                     own parameters (NeuMF's tower) go through score_jvp.
  * Reductions are deterministic: each parameter row sums its contributions in
  * triplet order (u, then i, then j within a triplet), whatever the threads. */
 #ifndef TIL_BACKBONE_H
@@ -66,8 +70,8 @@ typedef struct til_backbone_ops {
     void (*free)(til_backbone *bb);
     /* [NULL: the backbone does not support TIL methods] forward-mode derivative
      * of the representations (contract at the top of this file). */
-    int (*jvp)(til_backbone *bb, const uint32_t *rows, uint64_t n_rows, const float *D, float *dU, float *dV,
-               int threads, til_err *e);
+    int (*jvp)(til_backbone *bb, const uint32_t *rows, uint64_t n_rows, const float *D, const til_batch *want,
+               float *dU, float *dV, int threads, til_err *e);
     /* Optional ops (NULL: the default in brackets). */
     /* [none] after the trainer's Xavier init of the user and item tables:
      * initialises the backbone's other parameter rows (NeuMF's tower). */
@@ -82,6 +86,14 @@ typedef struct til_backbone_ops {
      * backward to add into G. */
     int (*score_backward)(til_backbone *bb, const til_batch *b, const float *g_pos, const float *g_neg, float *dU,
                           float *dQi, float *dQj, int threads, til_err *e);
+    /* [none: TIL methods need it with a score op] forward-mode derivative of
+     * the head's scores at the current parameters (after forward of b) along
+     * the parameter direction D (rows, n_rows as for jvp, every parameter row:
+     * embeddings and the head's own): ds_pos[b], ds_neg[b] (B each, SET, not
+     * added) = d score(u_b, i_b) . D, d score(u_b, j_b) . D. Its transpose is
+     * score_backward followed by backward with reg 0. */
+    int (*score_jvp)(til_backbone *bb, const til_batch *b, const uint32_t *rows, uint64_t n_rows, const float *D,
+                     float *ds_pos, float *ds_neg, int threads, til_err *e);
     /* [til_scorer_dot(U, V)] the evaluation scorer over the representations
      * after forward(NULL); valid until the next forward. */
     int (*scorer)(til_backbone *bb, struct til_scorer *s, til_err *e);

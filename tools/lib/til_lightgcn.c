@@ -151,6 +151,7 @@ typedef struct lgcn {
     uint32_t *cnt;    /* N: occurrences of the row in the batch */
     uint32_t *touched;
     uint64_t n_touched;
+    float *jX, *jF;   /* N x dim each, allocated by the first jvp: its direction and its propagation */
 } lgcn;
 
 static int lg_prepare(til_backbone *bb, const til_batch *b, til_err *e)
@@ -246,6 +247,36 @@ static int lg_backward(til_backbone *bb, const til_batch *b, const float *dU, co
     return 0;
 }
 
+/* JVP: the forward is linear in E0, so (dU; dV) += propagate(dE0), dE0 = D
+ * scattered into an N x dim table (rows NULL: D is that table). Exact; whole
+ * graph whatever `want` asks. Uses its own buffers and t1, t2 (scratch that
+ * neither forward's F nor backward's dF/cnt depend on). */
+static int lg_jvp(til_backbone *bb, const uint32_t *rows, uint64_t n_rows, const float *D, const til_batch *want,
+                  float *dU, float *dV, int threads, til_err *e)
+{
+    (void)want;
+    lgcn *m = bb->impl;
+    uint64_t d = (uint64_t)bb->dim, N = bb->n_param, nu = bb->n_users;
+    if (!m->jX && (!(m->jX = til_aligned_calloc(N * d, sizeof(float), e)) ||
+                   !(m->jF = til_aligned_calloc(N * d, sizeof(float), e))))
+        return -1;
+    const float *X = D;
+    if (rows) {
+        memset(m->jX, 0, N * d * sizeof(float));
+        for (uint64_t k = 0; k < n_rows; k++)
+            add_row(m->jX + (uint64_t)rows[k] * d, D + k * d, (int)d);
+        X = m->jX;
+    } else if (n_rows != N) {
+        return til_seterr(e, "lightgcn jvp: %llu rows for %llu", (unsigned long long)n_rows, (unsigned long long)N);
+    }
+    til_lightgcn_propagate(&m->g, m->layers, X, m->jF, m->t1, m->t2, (int)d, threads);
+    for (uint64_t q = 0; q < nu * d; q++)
+        dU[q] += m->jF[q];
+    for (uint64_t q = nu * d; q < N * d; q++)
+        dV[q - nu * d] += m->jF[q];
+    return 0;
+}
+
 static int lg_meta(const til_backbone *bb, til_model *mo, til_err *e)
 {
     const lgcn *m = bb->impl;
@@ -267,6 +298,8 @@ static void lg_free(til_backbone *bb)
         free(m->ident);
         free(m->cnt);
         free(m->touched);
+        free(m->jX);
+        free(m->jF);
         free(m);
     }
     free(bb->param);
@@ -274,7 +307,7 @@ static void lg_free(til_backbone *bb)
 
 static const til_backbone_ops lg_ops = {
     .name = "lightgcn", .prepare = lg_prepare, .forward = lg_forward, .backward = lg_backward, .free = lg_free,
-    .meta = lg_meta};
+    .jvp = lg_jvp, .meta = lg_meta};
 
 int til_lightgcn_init(til_backbone *bb, const til_inter *train, int dim, int layers, int threads, til_err *e)
 {

@@ -189,6 +189,10 @@ typedef struct mgccf {
     float *X;             /* cap x SLOT_BUFS x D */
     til_batch fwd;        /* the batch of the last forward (n = 0: none) */
     uint32_t *ident;      /* n_param: rows[k] = k */
+    /* jvp (allocated by its first call) */
+    float *jD;            /* n_param x D: a row-list direction scattered */
+    uint32_t *jmark, jcur; /* N: stamp of the nodes listed in jrow */
+    uint32_t *jrow;       /* N: the nodes whose tangent is computed */
 } mgccf;
 
 static const float *weight(const til_backbone *bb, int side, int w)
@@ -322,6 +326,131 @@ static void fwd_all_part(void *ctx, int part, uint64_t lo, uint64_t hi)
         o[q] = buf + q * D;
     for (uint64_t r = lo; r < hi; r++)
         fwd_row(bb, r, o, m->F + r * D);
+}
+
+/* ------------------------------------------------------------------ jvp */
+
+typedef struct {
+    til_backbone *bb;
+    const float *Dir; /* n_param x D: every row's direction */
+    const uint32_t *nodes;
+    float *dU, *dV;
+} jvp_job;
+
+/* y[k] = (1 - t[k]^2) y[k]: through tanh (t = tanh(.)) */
+static inline void dtanh_v(float *restrict y, const float *restrict t, int d)
+{
+    for (int k = 0; k < d; k++)
+        y[k] *= 1.0f - t[k] * t[k];
+}
+
+/* Tangent of node r's f along Dir (first order), the forward recomputed from
+ * param (fwd_row) and each product differentiated (x W)' = x' W + x W':
+ *   da = inv_r sum_{c in N(r)} De_c;  dn = (da Q + a dQ) (1 - n^2)
+ *   dh = (De_r W[0..D) + e dW[0..D) + dn W[D..2D) + n dW[D..2D)) (1 - h^2)
+ *   db = sum_{c in S(r)} De_c;        dz = (db M + b dM) (1 - z^2)
+ *   ds = (De_r S + e dS) (1 - s^2);   df = dh + dz + ds   (added into dU/dV) */
+static void jvp_part(void *ctx, int part, uint64_t lo, uint64_t hi)
+{
+    (void)part;
+    jvp_job *j = ctx;
+    til_backbone *bb = j->bb;
+    const mgccf *m = bb->impl;
+    int D = bb->dim;
+    uint64_t nu = bb->n_users, DD = (uint64_t)D * D;
+    float buf[13 * 1024];
+    float *o[6];
+    for (int q = 0; q < 6; q++)
+        o[q] = buf + q * D;
+    float *f = buf + 6 * D, *da = f + D, *dn = da + D, *dh = dn + D, *db = dh + D, *dz = db + D, *ds = dz + D;
+    const float *a = o[0], *n = o[1], *h = o[2], *b = o[3], *z = o[4], *sv = o[5];
+    for (uint64_t t = lo; t < hi; t++) {
+        uint64_t r = j->nodes ? j->nodes[t] : t;
+        int side = r >= nu;
+        fwd_row(bb, r, o, f);
+        const float *er = bb->param + r * D, *De = j->Dir + r * D;
+        const float *dW = j->Dir + (m->N + (uint64_t)side * W_PER_SIDE * D) * D; /* the side's weight directions */
+        for (int k = 0; k < D; k++)
+            da[k] = db[k] = 0.0f;
+        for (uint64_t q = m->bp_ptr[r]; q < m->bp_ptr[r + 1]; q++) {
+            const float *restrict x = j->Dir + (uint64_t)m->bp_col[q] * D;
+            for (int k = 0; k < D; k++)
+                da[k] += x[k];
+        }
+        float inv = m->inv[r];
+        for (int k = 0; k < D; k++)
+            da[k] *= inv;
+        uint64_t slo, shi;
+        const uint32_t *col;
+        uint32_t off;
+        sim_range(m, m->sim, nu, r, &slo, &shi, &col, &off);
+        for (uint64_t q = slo; q < shi; q++) {
+            const float *restrict x = j->Dir + (uint64_t)(col[q] + off) * D;
+            for (int k = 0; k < D; k++)
+                db[k] += x[k];
+        }
+        vecmat(da, weight(bb, side, WQ), D, D, dn, 0);
+        vecmat(a, dW + WQ * DD, D, D, dn, 1);
+        dtanh_v(dn, n, D);
+        vecmat(De, weight(bb, side, WT), D, D, dh, 0);
+        vecmat(er, dW + WT * DD, D, D, dh, 1);
+        vecmat(dn, weight(bb, side, WB), D, D, dh, 1);
+        vecmat(n, dW + WB * DD, D, D, dh, 1);
+        dtanh_v(dh, h, D);
+        vecmat(db, weight(bb, side, WM), D, D, dz, 0);
+        vecmat(b, dW + WM * DD, D, D, dz, 1);
+        dtanh_v(dz, z, D);
+        vecmat(De, weight(bb, side, WS), D, D, ds, 0);
+        vecmat(er, dW + WS * DD, D, D, ds, 1);
+        dtanh_v(ds, sv, D);
+        float *dst = side ? j->dV + (r - nu) * D : j->dU + r * D;
+        for (int k = 0; k < D; k++)
+            dst[k] += dh[k] + dz[k] + ds[k];
+    }
+}
+
+/* JVP at the current param: the tangent of f for want's distinct nodes (want
+ * NULL: every node), rows in parallel, each independent (thread-count free).
+ * Needs no forward state and leaves it alone (own buffers). */
+static int mg_jvp(til_backbone *bb, const uint32_t *rows, uint64_t n_rows, const float *Dir, const til_batch *want,
+                  float *dU, float *dV, int threads, til_err *e)
+{
+    mgccf *m = bb->impl;
+    uint64_t D = (uint64_t)bb->dim, nu = bb->n_users, N = m->N;
+    if (!m->jD && (!(m->jD = til_aligned_calloc(bb->n_param * D, sizeof(float), e)) ||
+                   !(m->jmark = til_calloc(N, sizeof *m->jmark, e)) || !(m->jrow = til_malloc(N, sizeof *m->jrow, e))))
+        return -1;
+    const float *full = Dir;
+    if (rows && !(rows == m->ident && n_rows == bb->n_param)) {
+        memset(m->jD, 0, bb->n_param * D * sizeof(float));
+        for (uint64_t k = 0; k < n_rows; k++)
+            for (uint64_t c = 0; c < D; c++)
+                m->jD[(uint64_t)rows[k] * D + c] += Dir[k * D + c];
+        full = m->jD;
+    } else if (!rows && n_rows != bb->n_param) {
+        return til_seterr(e, "mgccf jvp: %llu rows for %llu", (unsigned long long)n_rows,
+                          (unsigned long long)bb->n_param);
+    }
+    jvp_job j = {bb, full, NULL, dU, dV};
+    uint64_t nn = N;
+    if (want) {
+        if (++m->jcur == 0) {
+            memset(m->jmark, 0, N * sizeof *m->jmark);
+            m->jcur = 1;
+        }
+        nn = 0;
+        for (uint64_t t = 0; t < want->n; t++) {
+            uint64_t r3[3] = {want->u[t], nu + want->i[t], nu + want->j[t]};
+            for (int q = 0; q < 3; q++)
+                if (m->jmark[r3[q]] != m->jcur) {
+                    m->jmark[r3[q]] = m->jcur;
+                    m->jrow[nn++] = (uint32_t)r3[q];
+                }
+        }
+        j.nodes = m->jrow;
+    }
+    til_par_for(threads, nn, jvp_part, &j);
+    return 0;
 }
 
 static int mg_prepare(til_backbone *bb, const til_batch *b, til_err *e)
@@ -575,6 +704,9 @@ static void mg_free(til_backbone *bb)
         free(m->trow);
         free(m->X);
         free(m->ident);
+        free(m->jD);
+        free(m->jmark);
+        free(m->jrow);
         free(m);
     }
     free(bb->param);
@@ -585,6 +717,7 @@ static const til_backbone_ops mg_ops = {.name = "mgccf",
                                         .forward = mg_forward,
                                         .backward = mg_backward,
                                         .free = mg_free,
+                                        .jvp = mg_jvp,
                                         .init = mg_init,
                                         .meta = mg_meta,
                                         .export_model = mg_export};

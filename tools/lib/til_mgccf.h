@@ -50,6 +50,14 @@
  * similarity neighbours) and adds the L2 term. forward(NULL) computes f for
  * every node (evaluation, export). prepare returns every row (rows[k] = k).
  *
+ * JVP (TIL's meta-gradient): the first-order change of f along a parameter
+ * direction (embedding rows and the ten weight rows' directions), forward
+ * mode through the same equations: for each product (x W)' = x' W + x W',
+ * through tanh t' = (1 - t^2) (.)', the aggregations summing the neighbours'
+ * directions. Computed only for the users and items of the `want` batch (the
+ * rows TIL reads; NULL: every node), each row's forward recomputed from param
+ * (no forward state read or written).
+ *
  * Determinism: rows are independent and computed in parallel; each output
  * (a row of f, of the embedding gradient, of a weight gradient) sums its
  * terms in one fixed order (neighbours in CSR order; weight gradients over

@@ -269,6 +269,8 @@ typedef struct neumf {
     float *tsum;        /* tower_n: their sum in chunk order */
     uint64_t cap;
     til_scorer sc;      /* evaluation scorer (rebuilt at each request) */
+    int32_t *jat;       /* score_jvp (allocated by its first call): n_emb, row -> index or -1 */
+    float *jT;          /* (tower_rows + 1) x D: the tower's direction, then a zero row */
 } neumf;
 
 static int nm_prepare(til_backbone *bb, const til_batch *b, til_err *e)
@@ -380,6 +382,123 @@ static int nm_backward(til_backbone *bb, const til_batch *b, const float *dU, co
     return 0;
 }
 
+/* ------------------------------------------------------------------ forward-mode (TIL) */
+
+/* Tangent of one pair's score: the pair at (pu, qi, net) moved along (dpu,
+ * dqi, dnet) (dnet: the tower's direction, packed like the tower):
+ *   dz1 = db1 + dW1^T x + W1^T dx;        da1 = dz1 [z1 > 0]
+ *   dz2 = db2 + dW2^T a1 + W2^T da1;      da2 = dz2 [z2 > 0]
+ *   dy  = dbp + dwp . [g; a2] + wp[0..h) . (dpu_g qi_g + pu_g dqi_g) + wp[h..) . da2 */
+static float pair_jvp(const til_neumf_net *n, const til_neumf_net *dn, const float *restrict pu,
+                      const float *restrict qi, const float *restrict dpu, const float *restrict dqi)
+{
+    int h = n->h, h2 = h / 2;
+    float z1[512], z2[256], dz1[512], dz2[256];
+    pair_fwd(n, pu, qi, z1, z2);
+    for (int j = 0; j < h; j++)
+        dz1[j] = dn->b1[j];
+    for (int k = 0; k < 2 * h; k++) {
+        float x = k < h ? pu[h + k] : qi[k], dx = k < h ? dpu[h + k] : dqi[k];
+        const float *restrict w = n->W1 + (uint64_t)k * h, *restrict dw = dn->W1 + (uint64_t)k * h;
+        for (int j = 0; j < h; j++)
+            dz1[j] += x * dw[j] + dx * w[j];
+    }
+    for (int j = 0; j < h2; j++)
+        dz2[j] = dn->b2[j];
+    for (int k = 0; k < h; k++) {
+        float a = z1[k] > 0 ? z1[k] : 0.0f, da = z1[k] > 0 ? dz1[k] : 0.0f;
+        const float *restrict w = n->W2 + (uint64_t)k * h2, *restrict dw = dn->W2 + (uint64_t)k * h2;
+        for (int j = 0; j < h2; j++)
+            dz2[j] += a * dw[j] + da * w[j];
+    }
+    float s = dn->bp[0];
+    for (int k = 0; k < h; k++)
+        s += dn->wp[k] * (pu[k] * qi[k]) + n->wp[k] * (dpu[k] * qi[k] + pu[k] * dqi[k]);
+    for (int j = 0; j < h2; j++)
+        if (z2[j] > 0)
+            s += dn->wp[h + j] * z2[j] + n->wp[h + j] * dz2[j];
+    return s;
+}
+
+typedef struct {
+    til_backbone *bb;
+    const til_batch *b;
+    const float *Dir; /* rows' directions */
+    const int32_t *at; /* n_emb: embedding row -> index into Dir, or -1 */
+    const float *zero; /* D zeros */
+    til_neumf_net dn;  /* the tower's direction */
+    float *ds_pos, *ds_neg;
+} nj_job;
+
+static void nm_sjvp_part(void *ctx, int part, uint64_t lo, uint64_t hi)
+{
+    (void)part;
+    nj_job *j = ctx;
+    const neumf *m = j->bb->impl;
+    uint64_t D = (uint64_t)j->bb->dim, nu = j->bb->n_users;
+    for (uint64_t t = lo; t < hi; t++) {
+        uint64_t r3[3] = {j->b->u[t], nu + j->b->i[t], nu + j->b->j[t]};
+        const float *d3[3];
+        for (int q = 0; q < 3; q++)
+            d3[q] = j->at[r3[q]] >= 0 ? j->Dir + (uint64_t)j->at[r3[q]] * D : j->zero;
+        const float *pu = j->bb->param + r3[0] * D;
+        j->ds_pos[t] = pair_jvp(&m->net, &j->dn, pu, j->bb->param + r3[1] * D, d3[0], d3[1]);
+        j->ds_neg[t] = pair_jvp(&m->net, &j->dn, pu, j->bb->param + r3[2] * D, d3[0], d3[2]);
+    }
+}
+
+/* score_jvp: the listed rows' directions through the head (embedding rows by
+ * a row -> index map, the tower rows gathered into one packed direction). */
+static int nm_score_jvp(til_backbone *bb, const til_batch *b, const uint32_t *rows, uint64_t n_rows, const float *Dir,
+                        float *ds_pos, float *ds_neg, int threads, til_err *e)
+{
+    neumf *m = bb->impl;
+    uint64_t D = (uint64_t)bb->dim;
+    if (!m->jat) {
+        if (!(m->jat = til_malloc(m->n_emb, sizeof *m->jat, e)) ||
+            !(m->jT = til_aligned_calloc((m->tower_rows + 1) * D, sizeof(float), e)))
+            return -1;
+        for (uint64_t r = 0; r < m->n_emb; r++)
+            m->jat[r] = -1;
+    }
+    memset(m->jT, 0, (m->tower_rows + 1) * D * sizeof(float)); /* last row: the zero direction */
+    for (uint64_t k = 0; k < n_rows; k++) {
+        uint64_t r = rows ? rows[k] : k;
+        if (r < m->n_emb)
+            m->jat[r] = (int32_t)k;
+        else
+            memcpy(m->jT + (r - m->n_emb) * D, Dir + k * D, D * sizeof(float));
+    }
+    nj_job j = {bb, b, Dir, m->jat, m->jT + m->tower_rows * D, {0}, ds_pos, ds_neg};
+    til_neumf_net_view(&j.dn, bb->dim, m->jT);
+    til_par_for(b->n < 256 ? 1 : threads, b->n, nm_sjvp_part, &j);
+    for (uint64_t k = 0; k < n_rows; k++) {
+        uint64_t r = rows ? rows[k] : k;
+        if (r < m->n_emb)
+            m->jat[r] = -1;
+    }
+    return 0;
+}
+
+/* jvp of the representations U, V = the embedding rows: the identity on them
+ * (the tower's rows do not move U, V; their effect is score_jvp's) */
+static int nm_jvp(til_backbone *bb, const uint32_t *rows, uint64_t n_rows, const float *Dir, const til_batch *want,
+                  float *dU, float *dV, int threads, til_err *e)
+{
+    (void)want, (void)threads, (void)e;
+    const neumf *m = bb->impl;
+    uint64_t d = (uint64_t)bb->dim, nu = bb->n_users;
+    for (uint64_t k = 0; k < n_rows; k++) {
+        uint64_t r = rows ? rows[k] : k;
+        if (r >= m->n_emb)
+            continue;
+        float *dst = r < nu ? dU + r * d : dV + (r - nu) * d;
+        for (uint64_t c = 0; c < d; c++)
+            dst[c] += Dir[k * d + c];
+    }
+    return 0;
+}
+
 static void nm_init(til_backbone *bb, uint64_t seed)
 {
     neumf *m = bb->impl;
@@ -438,6 +557,8 @@ static void nm_free(til_backbone *bb)
         free(m->rows);
         free(m->tg);
         free(m->tsum);
+        free(m->jat);
+        free(m->jT);
         free(m);
     }
     free(bb->param);
@@ -451,6 +572,8 @@ static const til_backbone_ops nm_ops = {.name = "neumf",
                                         .init = nm_init,
                                         .score = nm_score,
                                         .score_backward = nm_score_backward,
+                                        .score_jvp = nm_score_jvp,
+                                        .jvp = nm_jvp,
                                         .scorer = nm_scorer,
                                         .meta = nm_meta,
                                         .export_model = nm_export};

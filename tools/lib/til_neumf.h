@@ -18,6 +18,13 @@
  * tower is not regularized. Init: embeddings Xavier-uniform per table (the
  * trainer's), W1, W2, wp Xavier-uniform, biases 0.
  *
+ * TIL methods: the state vectors use U, V = the whole rows [GMF | MLP] (the
+ * representations the head scores). jvp is the identity on the embedding
+ * rows (the tower moves no representation); score_jvp is the forward-mode
+ * derivative of the head (pair_jvp: through both halves, the ReLUs and every
+ * tower weight), so the meta-gradient's per-triplet terms <G_out, grad l_k>
+ * need no per-triplet tower gradient.
+ *
  * A model file (backbone = neumf) carries user, item (n x D) and the tensors
  * neumf.W1 (D x h), neumf.b1 (1 x h), neumf.W2 (h x h/2), neumf.b2 (1 x h/2),
  * neumf.wp (1 x 3h/2), neumf.bp (1 x 1), with meta scorer = neumf. */

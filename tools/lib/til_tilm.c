@@ -291,8 +291,6 @@ static int meta_grad(til_method *m, const til_batch *b, float *gL, til_err *e)
             memcpy(wu, t->wc.w, (size_t)n * sizeof *wu);
         float *wj = t->Xc; /* scratch B floats (Xc has 3B x d) */
         memcpy(wj, wu, (size_t)n * sizeof *wj);
-        if (bb->ops->forward(bb, NULL, c->threads, e))
-            return -1;
         if (til_tilm_meta_generic(bb, b, wj, &out, c->reg, t->beta, NULL, c->threads, m->env.sb, t->dw, &jout, e))
             return -1;
         if (t->o.weight_norm)
@@ -660,8 +658,9 @@ int til_tilm_create(til_method *m, int variant, const til_tilm_opts *o, til_err 
     t->beta = o->virtual_lr > 0 ? o->virtual_lr : c->lr;
     if (c->dim > 512 && t->o.meta_path == TIL_META_PATH_AUTO)
         t->o.meta_path = TIL_META_PATH_DOUBLE; /* the fast path keeps rows on the stack */
-    if (!bb->ops->jvp)
-        return til_seterr(e, "backbone %s has no jvp: TIL methods need it", bb->ops->name);
+    if (bb->ops->score ? !bb->ops->score_jvp : !bb->ops->jvp)
+        return til_seterr(e, "backbone %s has no %s: TIL methods need it", bb->ops->name,
+                          bb->ops->score ? "score_jvp" : "jvp");
     if (o->cluster_update < 1 || o->eta_update < 1 || o->kmeans_iter < 1 || o->meta_lr <= 0 || o->tau <= 0)
         return til_seterr(e, "til: bad options");
     if (variant != TIL_TILM_UI && (t->K < 1 || t->K > TIL_CLUSTER_MAXK || (uint64_t)t->K > bb->n_items))
@@ -850,77 +849,104 @@ int til_tilm_meta_dw_fast(til_tilm_fast *f, const float *P, const float *Q, cons
 /* ------------------------------------------------------------------ generic meta-gradient */
 
 static inline double bpr_dx(double x) { return x >= 0 ? -exp(-x) / (1 + exp(-x)) : -1 / (1 + exp(x)); }
-static inline double bpr_loss(double x) { return x >= 0 ? log1p(exp(-x)) : -x + log1p(exp(x)); }
 
 int til_tilm_meta_generic(til_backbone *bb, const til_batch *in, const float *w, const til_batch *out, double reg,
                           double beta, const float *extra_G, int threads, til_step_buf *sb, float *dw, double *j_out,
                           til_err *e)
 {
-    const uint64_t d = (uint64_t)bb->dim, nu = bb->n_users, ni = bb->n_items;
-    if (!bb->ops->jvp)
-        return til_seterr(e, "backbone %s has no jvp", bb->ops->name);
-    if (out->n > sb->cap || in->n > sb->cap)
-        return til_seterr(e, "meta-gradient: batch larger than the step buffers");
-    float *buf = til_calloc(4 * (nu + ni) * d, sizeof(float), e);
-    if (!buf)
-        return -1;
-    float *dU = buf, *dV = dU + nu * d, *cU = dV + ni * d, *cV = cU + nu * d;
+    const uint64_t d = (uint64_t)bb->dim, nu = bb->n_users, ni = bb->n_items, n_in = in->n;
+    const int head = bb->ops->score != NULL; /* a score op: per-triplet derivatives through score_jvp */
+    if (head ? !bb->ops->score_jvp : !bb->ops->jvp)
+        return til_seterr(e, "backbone %s has no %s", bb->ops->name, head ? "score_jvp" : "jvp");
+    if (out->n > sb->cap || in->n > sb->cap || in->n < 1 || out->n < 1)
+        return til_seterr(e, "meta-gradient: batch sizes out of range of the step buffers");
     const float *w0 = sb->w;
-    int rc = -1;
+    int rc = -1, moved = 0;
+    uint64_t nr = 0;
     double loss;
-    /* g = grad_Theta J_in; dR = JVP(g) */
+    float *save = NULL, *cU = NULL;
+    uint32_t *rows = NULL;
+    /* 1. g = grad_Theta J_in(Theta) on the rows of `in` */
     sb->w = w;
     if (bb->ops->prepare(bb, in, e) || til_batch_grad(bb, in, reg, threads, sb, &loss, e))
         goto out;
+    nr = bb->rows ? bb->n_rows : bb->n_param;
+    if (!(save = til_malloc(nr * d + 1, sizeof *save, e)) || !(rows = til_malloc(2 * nr + 1, sizeof *rows, e)))
+        goto out;
+    for (uint64_t k = 0; k < nr; k++)
+        rows[k] = bb->rows ? bb->rows[k] : (uint32_t)k;
     if (extra_G)
-        for (uint64_t q = 0; q < bb->n_rows * d; q++)
+        for (uint64_t q = 0; q < nr * d; q++)
             sb->G[q] += extra_G[q];
-    if (bb->ops->jvp(bb, bb->rows, bb->rows ? bb->n_rows : bb->n_param, sb->G, dU, dV, threads, e) ||
-        bb->ops->forward(bb, NULL, threads, e))
-        goto out;
-    /* a = grad_R J_out(R - beta dR), per outer triplet, into the step buffers */
-    double J = 0, invm = 1.0 / (double)out->n;
-    for (uint64_t k = 0; k < out->n; k++) {
-        const float *p = bb->U + out->u[k] * d, *qi = bb->V + out->i[k] * d, *qj = bb->V + out->j[k] * d;
-        const float *gp = dU + out->u[k] * d, *gi = dV + out->i[k] * d, *gj = dV + out->j[k] * d;
-        double x = 0;
+    /* 2. Theta~ = Theta - beta g on those rows (kept, put back bit for bit) */
+    const float fb = (float)beta;
+    for (uint64_t k = 0; k < nr; k++) {
+        float *p = bb->param + (uint64_t)rows[k] * d;
+        memcpy(save + k * d, p, d * sizeof *p);
         for (uint64_t c = 0; c < d; c++)
-            x += ((double)p[c] - beta * gp[c]) * (((double)qi[c] - beta * gi[c]) - ((double)qj[c] - beta * gj[c]));
-        J += bpr_loss(x);
-        double a = bpr_dx(x) * invm;
-        for (uint64_t c = 0; c < d; c++) {
-            double pc = (double)p[c] - beta * gp[c];
-            double dq = ((double)qi[c] - beta * gi[c]) - ((double)qj[c] - beta * gj[c]);
-            sb->dU[k * d + c] = (float)(a * dq);
-            sb->dQi[k * d + c] = (float)(a * pc);
-            sb->dQj[k * d + c] = (float)(-a * pc);
-        }
+            p[c] = p[c] - fb * sb->G[k * d + c];
     }
-    if (j_out)
-        *j_out = J * invm;
-    /* G_out = VJP(a) (backward without L2); c = JVP(G_out) */
-    double l2;
-    if (bb->ops->prepare(bb, out, e) ||
-        bb->ops->backward(bb, out, sb->dU, sb->dQi, sb->dQj, 0.0f, sb->G, &l2, threads, e) ||
-        bb->ops->jvp(bb, bb->rows, bb->rows ? bb->n_rows : bb->n_param, sb->G, cU, cV, threads, e) ||
-        bb->ops->prepare(bb, in, e) || bb->ops->forward(bb, NULL, threads, e))
+    moved = 1;
+    /* 3. G_out = grad_Theta J_out(Theta~) (plain BPR, no L2), J_out */
+    sb->w = NULL;
+    double jo;
+    if (bb->ops->prepare(bb, out, e) || til_batch_grad(bb, out, 0.0, threads, sb, &jo, e))
         goto out;
-    /* dJ_out/dw_k = -(beta/|B|) s'_k (c_u . (q_i - q_j) + (c_i - c_j) . p_u) */
-    for (uint64_t k = 0; k < in->n; k++) {
-        const float *p = bb->U + in->u[k] * d, *qi = bb->V + in->i[k] * d, *qj = bb->V + in->j[k] * d;
-        const float *cu = cU + in->u[k] * d, *ci = cV + in->i[k] * d, *cj = cV + in->j[k] * d;
-        double x = 0, acc = 0;
-        for (uint64_t c = 0; c < d; c++) {
-            double dq = (double)qi[c] - qj[c];
-            x += p[c] * dq;
-            acc += cu[c] * dq + ((double)ci[c] - cj[c]) * p[c];
+    if (j_out)
+        *j_out = jo;
+    for (uint64_t k = 0; k < nr; k++)
+        memcpy(bb->param + (uint64_t)rows[k] * d, save + k * d, d * sizeof(float));
+    moved = 0;
+    uint64_t no = bb->rows ? bb->n_rows : bb->n_param;
+    if (no > nr) {
+        uint32_t *r2 = til_realloc(rows, nr + no, sizeof *rows, e);
+        if (!r2)
+            goto out;
+        rows = r2;
+    }
+    uint32_t *orow = rows + nr; /* prepare(in) below may reuse bb->rows' buffer */
+    for (uint64_t k = 0; k < no; k++)
+        orow[k] = bb->rows ? bb->rows[k] : (uint32_t)k;
+    /* 4. dJ_out/dw_k = -(beta/|B|) <G_out, grad_Theta l_k(Theta)>, l_k = softplus(-x_k):
+     *    = -(beta/|B|) s'_k dx_k.G_out, dx_k.G_out a directional derivative at Theta */
+    if (bb->ops->prepare(bb, in, e) || bb->ops->forward(bb, in, threads, e))
+        goto out;
+    const double sc = -beta / (double)n_in;
+    if (head) {
+        float *dp = sb->g_pos, *dn = sb->g_neg; /* scratch: the trainer refills them */
+        if (bb->ops->score(bb, in, sb->s_pos, sb->s_neg, threads, e) ||
+            bb->ops->score_jvp(bb, in, orow, no, sb->G, dp, dn, threads, e))
+            goto out;
+        for (uint64_t k = 0; k < n_in; k++)
+            dw[k] = (float)(sc * bpr_dx((double)sb->s_pos[k] - sb->s_neg[k]) * ((double)dp[k] - dn[k]));
+    } else {
+        /* c = JVP(G_out) at Theta on the rows of `in`; dx_k.G_out = c_u.(q_i - q_j) + (c_i - c_j).p_u */
+        if (!(cU = til_calloc((nu + ni) * d, sizeof *cU, e)))
+            goto out;
+        float *cV = cU + nu * d;
+        if (bb->ops->jvp(bb, orow, no, sb->G, in, cU, cV, threads, e))
+            goto out;
+        for (uint64_t k = 0; k < n_in; k++) {
+            const float *p = bb->U + in->u[k] * d, *qi = bb->V + in->i[k] * d, *qj = bb->V + in->j[k] * d;
+            const float *cu = cU + in->u[k] * d, *ci = cV + in->i[k] * d, *cj = cV + in->j[k] * d;
+            double x = 0, acc = 0;
+            for (uint64_t c = 0; c < d; c++) {
+                double dq = (double)qi[c] - qj[c];
+                x += p[c] * dq;
+                acc += cu[c] * dq + ((double)ci[c] - cj[c]) * p[c];
+            }
+            dw[k] = (float)(sc * bpr_dx(x) * acc);
         }
-        dw[k] = (float)(-beta / (double)in->n * bpr_dx(x) * acc);
     }
     rc = 0;
 out:
+    if (moved)
+        for (uint64_t k = 0; k < nr; k++)
+            memcpy(bb->param + (uint64_t)rows[k] * d, save + k * d, d * sizeof(float));
     sb->w = w0;
-    free(buf);
+    free(save);
+    free(rows);
+    free(cU);
     return rc;
 }
 

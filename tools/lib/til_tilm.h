@@ -7,7 +7,7 @@
  *   1. s_uij from the current P, Q, eta and centers; w = f(s; Lambda) (til_wnet)
  *   2. dJ_out/dLambda at the look-ahead Theta~ = Theta - beta grad_Theta J_in
  *      (til_meta_grad_lambda: MF closed form; other backbones: the generic
- *      representation-space path through the backbone's jvp op, see
+ *      path through the backbone's jvp or score_jvp op, see
  *      til_tilm_meta_generic), J_out = plain BPR on the outer batch (B itself,
  *      --meta-batch same, or a fresh slice of the epoch's shuffled triplets,
  *      --meta-batch fresh); one Adam step on Lambda (own Adam, --meta-lr)
@@ -40,7 +40,10 @@
  *    step) and used twice: as the extra inner term of the look-ahead and in
  *    the step's G (same Theta, same Phi). The clustering loss needs the item
  *    representations to be parameter rows (mf); with gamma = 0 any backbone
- *    with a jvp works.
+ *    with a jvp (dot heads) or score_jvp (NeuMF) works.
+ *  - Other backbones: the states (eta, the item clusters) are built from the
+ *    representations the backbone scores with, bb->U and bb->V after forward
+ *    (LightGCN: the layer mean; MGCCF: f; NeuMF: the whole [GMF | MLP] rows).
  *  - til-mik: centers and memberships are recomputed every `cluster_update`
  *    steps by Lloyd iterations warm-started from the previous centers (at most
  *    `kmeans_iter`, default 3).
@@ -169,18 +172,28 @@ typedef struct til_tilm_view {
 } til_tilm_view;
 void til_tilm_inspect(const til_method *m, til_tilm_view *v);
 
-/* The generic representation-space meta-gradient, for any backbone with a jvp
- * op (til_backbone.h). bb: prepared for nothing in particular; its rows of in
- * and out up to date. in: the inner batch with weights w (as in J_in), reg:
- * the L2 coefficient, beta: the look-ahead step, extra_G: NULL or, for the
+/* The generic meta-gradient, for any backbone with a jvp op (dot-product
+ * heads) or a score_jvp op (score heads: NeuMF) (til_backbone.h). bb: its rows
+ * of in and out up to date. in: the inner batch with weights w (as in J_in),
+ * reg: the L2 coefficient, beta: the look-ahead step, extra_G: NULL or, for the
  * rows bb->rows of `in` after prepare(in), a further inner gradient to add to
  * g (n_rows x dim). -> dw: n values dJ_out/dw_k, *j_out = J_out at the look-ahead.
- *   g = grad_Theta J_in (til_batch_grad with w, + extra_G); R~ = R - beta JVP(g)
- *   a = grad_R J_out(R~); G_out = VJP(a) (the backbone's backward, reg 0);
- *   c = JVP(G_out); dJ_out/dw_k = -(beta/|B|) <c, h_k>, h_k = grad of triplet k's
- *   loss wrt its representation rows at R.
- * Exact for linear backbones (MF: equals til_meta_dw), first order otherwise.
- * On return the backbone is prepared for `in`. */
+ *   g = grad_Theta J_in(Theta) (til_batch_grad with w, + extra_G)
+ *   Theta~ = Theta - beta g, in place on those parameter rows (put back bit
+ *     for bit before returning, also on error)
+ *   G_out = grad_Theta J_out(Theta~) (til_batch_grad, plain BPR, reg 0); J_out
+ *   dJ_out/dw_k = -(beta/|B|) <G_out, grad_Theta l_k(Theta)>
+ *               = -(beta/|B|) s'_k D_k, D_k = dx_k/dTheta . G_out,
+ *     x_k = score(u,i) - score(u,j), s'_k = d softplus(-x)/dx at Theta:
+ *     dot heads: c = JVP(G_out) on the rows of in, D_k = c_u.(q_i - q_j) +
+ *     (c_i - c_j).p_u (for a linear layer y = W x this is delta_k^T G x_k: no
+ *     per-triplet gradient is built); score heads: D_k = score_jvp's ds_pos -
+ *     ds_neg.
+ * Exact for every backbone (the look-ahead is taken in parameter space; the
+ * jvp is the derivative at Theta, which is all the chain rule needs), in
+ * float where the backbone computes in float. On return the backbone is
+ * prepared for `in` and forward(in) done; sb's per-triplet buffers and G are
+ * clobbered. */
 struct til_step_buf;
 int til_tilm_meta_generic(til_backbone *bb, const til_batch *in, const float *w, const til_batch *out, double reg,
                           double beta, const float *extra_G, int threads, struct til_step_buf *sb, float *dw,
