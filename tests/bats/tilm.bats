@@ -86,6 +86,27 @@ setup() {
     done
 }
 
+@test "til-mi --meta-holdout: thread-count independent, resume bit-identical, in the model; bad values refused" {
+    H=(--method til-mi --meta-holdout 0.2)
+    "$BIN/til-train" "${T[@]}" "${H[@]}" --epochs 5 --threads 2 -o "$D/a.til"
+    "$BIN/til-train" "${T[@]}" "${H[@]}" --epochs 5 --threads 1 -o "$D/b.til"
+    cmp "$D/a.til" "$D/b.til"
+    "$BIN/til-train" "${T[@]}" "${H[@]}" --epochs 3 -o "$D/h.til" --checkpoint "$D/ck"
+    "$BIN/til-train" "${T[@]}" "${H[@]}" --epochs 5 -o "$D/r.til" --resume "$D/ck"
+    cmp "$D/a.til" "$D/r.til"
+    run "$BIN/til-cat" "$D/a.til"
+    [[ "$output" == *"til_meta_holdout = 0.2"* ]]
+    "$BIN/til-train" "${T[@]}" --method til-mi --epochs 5 -o "$D/c.til"
+    ! cmp -s "$D/a.til" "$D/c.til"
+    run "$BIN/til-train" "${T[@]}" --method til-mi --meta-holdout 0.3 --epochs 5 -o "$D/x.til" --resume "$D/ck"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"checkpoint has til_meta_holdout"* ]]
+    run "$BIN/til-train" "${T[@]}" --method til-ui --meta-holdout 1 -o "$D/x.til"
+    [ "$status" -eq 2 ]
+    run "$BIN/til-train" "${T[@]}" --method til-ui --meta-holdout 0.2 --meta-batch fresh --epochs 1 -o "$D/x.til"
+    [ "$status" -eq 1 ]
+}
+
 @test "TIL on graph and neural backbones: learns on planted data; same bytes for 1 and 2 threads" {
     for bm in lightgcn:til-ui lightgcn:til-mik mgccf:til-ui neumf:til-ui; do
         bb=${bm%%:*} m=${bm#*:} ep=6

@@ -496,6 +496,86 @@ TEST(dec_loss_gradients_finite_differences)
         }
 }
 
+/* the float/gemm fast paths against the double references: Q, T, loss, gradients
+ * (tau = 1, the no-pow kernel, and tau = 2.5), the same bits for 1 and 3 threads;
+ * k-means assignments equal on planted clusters */
+TEST(dec_and_kmeans_fast_paths_match_reference)
+{
+    til_rng r;
+    til_rng_seed(&r, 43, 0);
+    const int nt = 700, n = 600, d = 64, K = 60;
+    float *X = malloc((size_t)nt * d * sizeof *X), *C = malloc((size_t)K * d * sizeof *C);
+    float *Q1 = malloc((size_t)nt * K * sizeof *Q1), *Q2 = malloc((size_t)nt * K * sizeof *Q2);
+    float *T = malloc((size_t)nt * K * sizeof *T), *T2 = malloc((size_t)nt * K * sizeof *T2);
+    float *g[6];
+    for (int q = 0; q < 6; q++)
+        g[q] = calloc((size_t)nt * d, sizeof(float));
+    uint32_t *rows = malloc((size_t)n * sizeof *rows);
+    fill_normal(&r, X, (uint64_t)nt * d, 0.2);
+    for (int k = 0; k < K; k++)
+        for (int c = 0; c < d; c++)
+            C[k * d + c] = X[(size_t)(k * 11) * d + c] + 0.05f * (float)til_rng_normal(&r);
+    for (int q = 0; q < n; q++)
+        rows[q] = (uint32_t)((q * 37) % 500); /* repeats */
+    til_err e = {0};
+    double taus[] = {1.0, 2.5};
+    for (int ti = 0; ti < 2; ti++) {
+        double tau = taus[ti];
+        til_dec_soft(X, NULL, nt, d, C, K, tau, 1, Q1);
+        CHECK(til_dec_soft_fast(X, NULL, nt, d, C, K, tau, 3, Q2, &e) == 0, "soft fast: %s", e.msg);
+        CHECK_CLOSE_F("Q fast vs double", Q2, Q1, (uint64_t)nt * K, 2e-6, 1e-4);
+        til_dec_target(Q1, nt, K, T);
+        til_dec_target(Q2, nt, K, T2);
+        CHECK_CLOSE_F("T fast vs double", T2, T, (uint64_t)nt * K, 2e-6, 1e-4);
+        til_dec_soft_fast(X, rows, n, d, C, K, tau, 1, Q1, &e);
+        float worst = 0; /* rows addressing: listed row q is table row rows[q] */
+        for (int q = 0; q < n; q++)
+            for (int k = 0; k < K; k++)
+                worst = fmaxf(worst, fabsf(Q1[(size_t)q * K + k] - Q2[(size_t)rows[q] * K + k]));
+        CHECK(worst < 1e-6f, "row list addressing: %g", worst);
+        /* a target from perturbed centers, so T != Q */
+        for (int q = 0; q < K * d; q++)
+            C[q] += 0.02f * (float)til_rng_normal(&r);
+        for (int mean = 0; mean < 2; mean++) {
+            for (int q = 0; q < 6; q++)
+                memset(g[q], 0, (size_t)nt * d * sizeof(float));
+            double L = til_dec_loss_grad(X, rows, n, d, C, K, tau, T, mean, 0.75, g[0], g[1]), L1, L3;
+            CHECK(til_dec_loss_grad_fast(X, rows, n, d, C, K, tau, T, mean, 0.75, 1, g[2], g[3], &L1, &e) == 0 &&
+                      til_dec_loss_grad_fast(X, rows, n, d, C, K, tau, T, mean, 0.75, 3, g[4], g[5], &L3, &e) == 0,
+                  "loss fast: %s", e.msg);
+            CHECK(fabs(L1 - L) <= 1e-4 * fabs(L) + 1e-9, "tau %g mean %d: loss fast %.9g double %.9g", tau, mean, L1,
+                  L);
+            CHECK(L1 == L3 && !memcmp(g[2], g[4], (size_t)nt * d * sizeof(float)) &&
+                      !memcmp(g[3], g[5], (size_t)K * d * sizeof(float)),
+                  "fast loss/gradients differ between 1 and 3 threads");
+            float mx = 0, mc = 0;
+            for (int q = 0; q < nt * d; q++)
+                mx = fmaxf(mx, fabsf(g[0][q]));
+            for (int q = 0; q < K * d; q++)
+                mc = fmaxf(mc, fabsf(g[1][q]));
+            CHECK_CLOSE_F("dL/dX fast vs double", g[2], g[0], (uint64_t)nt * d, 1e-3 * mx, 1e-3);
+            CHECK_CLOSE_F("dL/dcenters fast vs double", g[3], g[1], (uint64_t)K * d, 1e-3 * mc, 1e-3);
+        }
+    }
+    /* k-means: planted clusters, same assignments as the reference, any thread count */
+    uint32_t truth[2000], a1[2000], a2[2000], a3[2000];
+    int np;
+    float *P = planted(truth, &np), C1[32], C2[32], C3[32];
+    til_kmeans_info i1, i2;
+    CHECK(til_kmeans(P, (uint64_t)np, 8, 4, 100, 9, 1, C1, a1, &i1, &e) == 0 &&
+              til_kmeans_fast(P, (uint64_t)np, 8, 4, 100, 9, 1, C2, a2, &i2, &e) == 0 &&
+              til_kmeans_fast(P, (uint64_t)np, 8, 4, 100, 9, 3, C3, a3, NULL, &e) == 0,
+          "kmeans fast: %s", e.msg);
+    CHECK(!memcmp(a1, a2, sizeof a1) && !memcmp(a2, a3, sizeof a2) && !memcmp(C2, C3, sizeof C2) &&
+              i1.iters == i2.iters,
+          "fast k-means differs from the reference or between thread counts");
+    CHECK_CLOSE_F("k-means centers fast vs double", C2, C1, 32, 1e-5, 1e-5);
+    free(P);
+    free(X), free(C), free(Q1), free(Q2), free(T), free(T2), free(rows);
+    for (int q = 0; q < 6; q++)
+        free(g[q]);
+}
+
 /* -------------------------------------------------------------- meta-grad */
 
 enum { NU = 5, NI = 7, D = 4, H = 4, NB = 6 };
@@ -687,6 +767,7 @@ int main(void)
     RUN(kmeans_reseeds_empty_cluster_and_survives_duplicates);
     RUN(dec_soft_target_assign);
     RUN(dec_loss_gradients_finite_differences);
+    RUN(dec_and_kmeans_fast_paths_match_reference);
     RUN(meta_dw_finite_differences);
     RUN(meta_dw_many_repeats);
     RUN(meta_lambda_finite_differences);

@@ -69,7 +69,7 @@ static int fx_init(fx *f, const char *method, int generic)
     for (uint64_t k = 0; k < f->bb.n_param * D; k++)
         f->bb.param[k] = (float)(0.6 * til_rng_normal(&r));
     f->epoch = 1;
-    til_method_env env = {&f->c, &f->tr, &f->bb, &f->adam, &f->sb, &f->sp, &f->trip, &f->epoch};
+    til_method_env env = {&f->c, &f->tr, &f->bb, &f->adam, &f->sb, &f->sp, &f->trip, &f->epoch, NULL, &f->tr};
     if (til_method_create(&f->m, method, &env, &f->o, &e)) {
         til_report(&e);
         return -1;
@@ -294,6 +294,56 @@ TEST(cluster_loss_into_G)
     fx_free(&f);
 }
 
+/* --meta-holdout: the split (sizes, disjoint, union = train, >= 1 kept, depends
+ * on (seed, user) only) and the inner sampler (positives from the rest,
+ * negatives never a training item, held-out ones included) */
+TEST(meta_holdout_split_and_sampler)
+{
+    til_err e;
+    til_inter tr, in, h, in2, h2;
+    const uint32_t nu = 40, ni = 30;
+    til_rng r;
+    til_rng_seed(&r, 9, 0);
+    CHECK(til_inter_alloc(&tr, nu, ni, (uint64_t)nu * ni, 0, &e) == 0, "alloc");
+    uint64_t p = 0;
+    for (uint32_t u = 0; u < nu; u++) { /* degrees 0..u % 12 */
+        for (uint32_t i = 0; i < ni; i++)
+            if (til_rng_below(&r, ni) < u % 12)
+                tr.items[p++] = i;
+        tr.indptr[u + 1] = p;
+    }
+    tr.nnz = p;
+    CHECK(til_tilm_holdout(&tr, 0.3, 4, &in, &h, &e) == 0 && til_tilm_holdout(&tr, 0.3, 4, &in2, &h2, &e) == 0,
+          "holdout: %s", e.msg);
+    CHECK(h.nnz == h2.nnz && !memcmp(h.items, h2.items, h.nnz * 4) && !memcmp(in.items, in2.items, in.nnz * 4),
+          "split not deterministic");
+    int ok = in.nnz + h.nnz == tr.nnz;
+    for (uint32_t u = 0; u < nu; u++) {
+        uint64_t n = til_inter_deg(&tr, u), hh = til_inter_deg(&h, u), want = (uint64_t)llround(0.3 * (double)n);
+        ok &= hh == (n ? (want < n ? want : n - 1) : 0) && til_inter_deg(&in, u) == n - hh;
+        for (uint64_t k = h.indptr[u]; k < h.indptr[u + 1]; k++)
+            ok &= til_inter_has(&tr, u, h.items[k]) && !til_inter_has(&in, u, h.items[k]);
+        for (uint64_t k = in.indptr[u]; k < in.indptr[u + 1]; k++)
+            ok &= til_inter_has(&tr, u, in.items[k]);
+    }
+    CHECK(ok, "held-out split sizes or membership wrong");
+    til_sampler sp;
+    til_triplets t;
+    CHECK(til_sampler_init(&sp, TIL_SAMPLER_UNIFORM, &in, 7, &e) == 0 && til_triplets_alloc(&t, in.nnz, 1, &e) == 0,
+          "sampler: %s", e.msg);
+    sp.exclude = &tr;
+    ok = 1;
+    for (uint64_t ep = 1; ep <= 20; ep++) {
+        til_sampler_epoch(&sp, ep, 2, &t, &e);
+        for (uint64_t k = 0; k < t.n; k++)
+            ok &= til_inter_has(&in, t.u[k], t.i[k]) && !til_inter_has(&tr, t.u[k], t.j[k]);
+    }
+    CHECK(ok, "a held-out item in an inner triplet or as a negative");
+    til_sampler_free(&sp);
+    til_triplets_free(&t);
+    til_inter_free(&tr), til_inter_free(&in), til_inter_free(&h), til_inter_free(&in2), til_inter_free(&h2);
+}
+
 int main(void)
 {
     RUN(meta_grad_fd_til_ui);
@@ -303,5 +353,6 @@ int main(void)
     RUN(fast_equals_til_meta);
     RUN(generic_equals_til_meta);
     RUN(cluster_loss_into_G);
+    RUN(meta_holdout_split_and_sampler);
     return unit_end();
 }

@@ -99,12 +99,19 @@ typedef struct {
     double *sums;     /* n_chunks x K x d */
     uint64_t *counts; /* n_chunks x K */
     uint64_t *changed; /* n_chunks */
+    int fast;          /* distances by gemm in float (til_kmeans_lloyd_fast) */
+    float *cc;         /* fast: K squared center norms */
+    float *ws;         /* fast: per part LL_BLOCK x K distances */
 } ll_ctx;
+
+#define LL_BLOCK 256
+
+static void dist_block(const float *Xb, int m, int d, const float *C, const float *cc, int K, float *D);
+static float sqnorm(const float *x, int d);
 
 /* assigns the points of chunks [lo, hi) and accumulates their per-chunk sums */
 static void ll_part(void *ctx, int part, uint64_t clo, uint64_t chi)
 {
-    (void)part;
     ll_ctx *c = ctx;
     const int d = c->d, K = c->K;
     for (uint64_t ch = clo; ch < chi; ch++) {
@@ -115,15 +122,32 @@ static void ll_part(void *ctx, int part, uint64_t clo, uint64_t chi)
         memset(S, 0, (size_t)K * d * sizeof *S);
         memset(N, 0, (size_t)K * sizeof *N);
         uint64_t changed = 0;
+        float *D = c->fast ? c->ws + (size_t)part * LL_BLOCK * K : NULL;
         for (uint64_t i = lo; i < hi; i++) {
             const float *x = c->X + i * (size_t)d;
             uint32_t best = 0;
-            double bd = dist2(x, c->C, d);
-            for (int k = 1; k < K; k++) {
-                double v = dist2(x, c->C + (size_t)k * d, d);
-                if (v < bd) { /* strict: ties stay with the lower index */
-                    bd = v;
-                    best = (uint32_t)k;
+            double bd;
+            if (c->fast) {
+                /* |x|^2 + |c|^2 - 2 x.c by gemm, LL_BLOCK points at a time (blocks within the chunk) */
+                uint64_t off = (i - lo) % LL_BLOCK;
+                if (off == 0)
+                    dist_block(x, (int)TIL_MIN((uint64_t)LL_BLOCK, hi - i), d, c->C, c->cc, K, D);
+                const float *dr = D + off * K;
+                float bf = dr[0];
+                for (int k = 1; k < K; k++)
+                    if (dr[k] < bf) { /* strict: ties stay with the lower index */
+                        bf = dr[k];
+                        best = (uint32_t)k;
+                    }
+                bd = bf;
+            } else {
+                bd = dist2(x, c->C, d);
+                for (int k = 1; k < K; k++) {
+                    double v = dist2(x, c->C + (size_t)k * d, d);
+                    if (v < bd) { /* strict: ties stay with the lower index */
+                        bd = v;
+                        best = (uint32_t)k;
+                    }
                 }
             }
             changed += c->assign[i] != best;
@@ -141,6 +165,9 @@ static void ll_part(void *ctx, int part, uint64_t clo, uint64_t chi)
 /* one assignment pass; returns the number of changed assignments */
 static uint64_t ll_assign(ll_ctx *c, int threads)
 {
+    if (c->fast)
+        for (int k = 0; k < c->K; k++)
+            c->cc[k] = sqnorm(c->C + (size_t)k * c->d, c->d);
     til_par_for(threads, (uint64_t)c->n_chunks, ll_part, c);
     uint64_t ch = 0;
     for (int k = 0; k < c->n_chunks; k++)
@@ -148,8 +175,8 @@ static uint64_t ll_assign(ll_ctx *c, int threads)
     return ch;
 }
 
-int til_kmeans_lloyd(const float *X, uint64_t n, int d, int K, int max_iter, int threads, float *centers,
-                     uint32_t *assign, til_kmeans_info *info, til_err *e)
+static int lloyd(const float *X, uint64_t n, int d, int K, int max_iter, int threads, float *centers,
+                 uint32_t *assign, til_kmeans_info *info, int fast, til_err *e)
 {
     if (K < 1 || K > TIL_CLUSTER_MAXK || (uint64_t)K > n || d < 1)
         return til_seterr(e, "k-means: need 1 <= K (%d) <= min(points (%llu), %d) and dim %d >= 1", K,
@@ -159,7 +186,12 @@ int til_kmeans_lloyd(const float *X, uint64_t n, int d, int K, int max_iter, int
     /* chunks depend only on n: about 256 points each, at most 64 of them */
     uint64_t nc = n / 256;
     int n_chunks = (int)(nc < 1 ? 1 : nc > 64 ? 64 : nc);
-    ll_ctx c = {X, centers, d, K, n, n_chunks, assign, NULL, NULL, NULL, NULL};
+    ll_ctx c = {X, centers, d, K, n, n_chunks, assign, NULL, NULL, NULL, NULL, fast, NULL, NULL};
+    if (fast && (!(c.cc = til_malloc((size_t)K, sizeof *c.cc, e)) ||
+                 !(c.ws = til_malloc((size_t)threads * LL_BLOCK, (size_t)K * sizeof *c.ws, e)))) {
+        free(c.cc);
+        return til_errctx(e, "k-means");
+    }
     c.dist = til_malloc(n, sizeof *c.dist, e);
     c.sums = til_malloc((size_t)n_chunks * K, (size_t)d * sizeof *c.sums, e);
     c.counts = til_malloc((size_t)n_chunks * K, sizeof *c.counts, e);
@@ -226,7 +258,21 @@ out:
     free(c.changed);
     free(tot);
     free(cnt);
+    free(c.cc);
+    free(c.ws);
     return rc;
+}
+
+int til_kmeans_lloyd(const float *X, uint64_t n, int d, int K, int max_iter, int threads, float *centers,
+                     uint32_t *assign, til_kmeans_info *info, til_err *e)
+{
+    return lloyd(X, n, d, K, max_iter, threads, centers, assign, info, 0, e);
+}
+
+int til_kmeans_lloyd_fast(const float *X, uint64_t n, int d, int K, int max_iter, int threads, float *centers,
+                          uint32_t *assign, til_kmeans_info *info, til_err *e)
+{
+    return lloyd(X, n, d, K, max_iter, threads, centers, assign, info, 1, e);
 }
 
 int til_kmeans(const float *X, uint64_t n, int d, int K, int max_iter, uint64_t seed, int threads, float *centers,
@@ -235,6 +281,14 @@ int til_kmeans(const float *X, uint64_t n, int d, int K, int max_iter, uint64_t 
     if (til_kmeans_pp(X, n, d, K, seed, threads, centers, e) < 0)
         return -1;
     return til_kmeans_lloyd(X, n, d, K, max_iter, threads, centers, assign, info, e);
+}
+
+int til_kmeans_fast(const float *X, uint64_t n, int d, int K, int max_iter, uint64_t seed, int threads,
+                    float *centers, uint32_t *assign, til_kmeans_info *info, til_err *e)
+{
+    if (til_kmeans_pp(X, n, d, K, seed, threads, centers, e) < 0)
+        return -1;
+    return til_kmeans_lloyd_fast(X, n, d, K, max_iter, threads, centers, assign, info, e);
 }
 
 /* --------------------------------------------------------------------- DEC */
@@ -358,4 +412,277 @@ void til_dec_row_grad(const float *x, int d, const float *centers, int K, double
         for (int c = 0; c < d; c++)
             g[c] += gk * ((double)x[c] - (double)mu[c]);
     }
+}
+
+/* ------------------------------------------------------------ fast paths (float, gemm) */
+
+#ifdef TIL_HAVE_BLAS
+#include <cblas.h>
+#endif
+
+/* C (m x n) = A (m x k) B^T (n x k), row-major */
+static void gemm_nt(int m, int n, int k, const float *A, const float *B, float *C)
+{
+#ifdef TIL_HAVE_BLAS
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, A, k, B, k, 0.0f, C, n);
+#else
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            float s = 0;
+            for (int t = 0; t < k; t++)
+                s += A[(size_t)i * k + t] * B[(size_t)j * k + t];
+            C[(size_t)i * n + j] = s;
+        }
+#endif
+}
+
+/* C (m x n) = A (m x k) B (k x n) */
+static void gemm_nn(int m, int n, int k, const float *A, const float *B, float *C)
+{
+#ifdef TIL_HAVE_BLAS
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, A, k, B, n, 0.0f, C, n);
+#else
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            float s = 0;
+            for (int t = 0; t < k; t++)
+                s += A[(size_t)i * k + t] * B[(size_t)t * n + j];
+            C[(size_t)i * n + j] = s;
+        }
+#endif
+}
+
+/* C (m x n) = A^T (A: k x m) B (k x n) */
+static void gemm_tn(int m, int n, int k, const float *A, const float *B, float *C)
+{
+#ifdef TIL_HAVE_BLAS
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, n, k, 1.0f, A, m, B, n, 0.0f, C, n);
+#else
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            float s = 0;
+            for (int t = 0; t < k; t++)
+                s += A[(size_t)t * m + i] * B[(size_t)t * n + j];
+            C[(size_t)i * n + j] = s;
+        }
+#endif
+}
+
+static float sqnorm(const float *x, int d)
+{
+    float s = 0;
+    for (int t = 0; t < d; t++)
+        s += x[t] * x[t];
+    return s;
+}
+
+/* D (m x K) = |x_r - c_k|^2 = |x_r|^2 + |c_k|^2 - 2 x_r . c_k, clamped at 0;
+ * Xb: m x d contiguous, cc: K squared center norms */
+static void dist_block(const float *Xb, int m, int d, const float *C, const float *cc, int K, float *D)
+{
+    gemm_nt(m, K, d, Xb, C, D);
+    for (int r = 0; r < m; r++) {
+        float xx = sqnorm(Xb + (size_t)r * d, d);
+        float *dr = D + (size_t)r * K;
+        for (int k = 0; k < K; k++) {
+            float v = xx + cc[k] - 2.0f * dr[k];
+            dr[k] = v > 0 ? v : 0;
+        }
+    }
+}
+
+/* Qb (m x K) <- the soft assignments of the block; Ab (m x K) <- a_rk if non-NULL.
+ * D holds the distances on entry (may alias Ab). */
+static void soft_block(const float *D, int m, int K, double tau, float *Qb, float *Ab)
+{
+    const double p = (tau + 1) / 2;
+    const float itau = (float)(1.0 / tau);
+    for (int r = 0; r < m; r++) {
+        const float *dr = D + (size_t)r * K;
+        float *q = Qb + (size_t)r * K, *a = Ab ? Ab + (size_t)r * K : NULL;
+        double s = 0;
+        for (int k = 0; k < K; k++) {
+            float ak = tau == 1.0 ? 1.0f + dr[k] : 1.0f + dr[k] * itau;
+            /* tau = 1: (1 + d^2)^-1, no pow */
+            float qk = tau == 1.0 ? 1.0f / ak : (float)pow((double)ak, -p);
+            if (a)
+                a[k] = ak;
+            q[k] = qk;
+            s += qk;
+        }
+        float inv = (float)(1.0 / s);
+        for (int k = 0; k < K; k++)
+            q[k] *= inv;
+    }
+}
+
+#define DEC_BLOCK 256 /* rows per block: fixed, so results do not depend on the thread count */
+
+typedef struct {
+    const float *X;
+    const uint32_t *rows;
+    uint64_t n;
+    int d, K;
+    const float *C, *cc;
+    double tau;
+    float *ws; /* per part: DEC_BLOCK x (d + 3K + d) */
+    size_t ws_part;
+    /* soft */
+    float *Qm;
+    /* loss/grad */
+    const float *T;
+    float cf;        /* ((tau+1)/tau) * norm * scale */
+    double *Lb;      /* per block: sum of KL terms */
+    float *gXb;      /* n x d: the rows' gradients (row-list order), or NULL */
+    float *gCb;      /* per block K x d, or NULL */
+} fdec_ctx;
+
+static void gather(const fdec_ctx *c, uint64_t lo, int m, float *Xb)
+{
+    for (int r = 0; r < m; r++) {
+        uint64_t row = c->rows ? c->rows[lo + (uint64_t)r] : lo + (uint64_t)r;
+        memcpy(Xb + (size_t)r * c->d, c->X + row * (size_t)c->d, (size_t)c->d * sizeof *Xb);
+    }
+}
+
+static void fsoft_part(void *ctx, int part, uint64_t blo, uint64_t bhi)
+{
+    fdec_ctx *c = ctx;
+    const int d = c->d, K = c->K;
+    float *Xb = c->ws + (size_t)part * c->ws_part, *D = Xb + (size_t)DEC_BLOCK * d;
+    for (uint64_t b = blo; b < bhi; b++) {
+        uint64_t lo = b * DEC_BLOCK;
+        int m = (int)TIL_MIN((uint64_t)DEC_BLOCK, c->n - lo);
+        gather(c, lo, m, Xb);
+        dist_block(Xb, m, d, c->C, c->cc, K, D);
+        soft_block(D, m, K, c->tau, c->Qm + lo * (size_t)K, NULL);
+    }
+}
+
+static float *fdec_alloc(fdec_ctx *c, int parts, til_err *e)
+{
+    c->ws_part = (size_t)DEC_BLOCK * (2 * (size_t)c->d + 3 * (size_t)c->K) + (size_t)c->K;
+    return c->ws = til_malloc((size_t)parts, c->ws_part * sizeof(float), e);
+}
+
+int til_dec_soft_fast(const float *X, const uint32_t *rows, uint64_t n, int d, const float *centers, int K,
+                      double tau, int threads, float *Qm, til_err *e)
+{
+    if (threads < 1)
+        threads = 1;
+    fdec_ctx c = {.X = X, .rows = rows, .n = n, .d = d, .K = K, .C = centers, .tau = tau, .Qm = Qm};
+    float cc[TIL_CLUSTER_MAXK];
+    for (int k = 0; k < K; k++)
+        cc[k] = sqnorm(centers + (size_t)k * d, d);
+    c.cc = cc;
+    if (!fdec_alloc(&c, threads, e))
+        return til_errctx(e, "DEC soft assignment");
+    til_par_for(threads, (n + DEC_BLOCK - 1) / DEC_BLOCK, fsoft_part, &c);
+    free(c.ws);
+    return 0;
+}
+
+static void floss_part(void *ctx, int part, uint64_t blo, uint64_t bhi)
+{
+    fdec_ctx *c = ctx;
+    const int d = c->d, K = c->K;
+    float *Xb = c->ws + (size_t)part * c->ws_part, *A = Xb + (size_t)DEC_BLOCK * d, *Q = A + (size_t)DEC_BLOCK * K,
+          *Cf = Q + (size_t)DEC_BLOCK * K, *G = Cf + (size_t)DEC_BLOCK * K, *cs = G + (size_t)DEC_BLOCK * d;
+    for (uint64_t b = blo; b < bhi; b++) {
+        uint64_t lo = b * DEC_BLOCK;
+        int m = (int)TIL_MIN((uint64_t)DEC_BLOCK, c->n - lo);
+        gather(c, lo, m, Xb);
+        dist_block(Xb, m, d, c->C, c->cc, K, A);
+        soft_block(A, m, K, c->tau, Q, A);
+        double L = 0;
+        for (int r = 0; r < m; r++) {
+            uint64_t row = c->rows ? c->rows[lo + (uint64_t)r] : lo + (uint64_t)r;
+            const float *t = c->T + row * (size_t)K, *q = Q + (size_t)r * K, *a = A + (size_t)r * K;
+            float *cr = Cf + (size_t)r * K;
+            for (int k = 0; k < K; k++) {
+                /* T log(T / Q), 0 log 0 = 0 */
+                if (t[k] > 0)
+                    L += t[k] * log((double)t[k] / (q[k] > 1e-30f ? q[k] : 1e-30f));
+                /* coefficient of (x - mu_k): ((tau+1)/tau) (T - Q) / a */
+                cr[k] = c->cf * (t[k] - q[k]) / a[k];
+            }
+        }
+        c->Lb[b] = L;
+        if (c->gXb) {
+            /* g_r = (sum_k c_rk) x_r - sum_k c_rk mu_k */
+            gemm_nn(m, d, K, Cf, c->C, G);
+            for (int r = 0; r < m; r++) {
+                const float *cr = Cf + (size_t)r * K;
+                float s = 0;
+                for (int k = 0; k < K; k++)
+                    s += cr[k];
+                const float *x = Xb + (size_t)r * d;
+                float *g = c->gXb + (lo + (uint64_t)r) * d, *gm = G + (size_t)r * d;
+                for (int t = 0; t < d; t++)
+                    g[t] = s * x[t] - gm[t];
+            }
+        }
+        if (c->gCb) {
+            /* dL/dmu_k = -(sum_r c_rk x_r - (sum_r c_rk) mu_k) */
+            float *gc = c->gCb + b * (size_t)K * d;
+            gemm_tn(K, d, m, Cf, Xb, gc);
+            for (int k = 0; k < K; k++) {
+                float s = 0;
+                for (int r = 0; r < m; r++)
+                    s += Cf[(size_t)r * K + k];
+                cs[k] = s;
+            }
+            for (int k = 0; k < K; k++) {
+                const float *mu = c->C + (size_t)k * d;
+                for (int t = 0; t < d; t++)
+                    gc[(size_t)k * d + t] = cs[k] * mu[t] - gc[(size_t)k * d + t];
+            }
+        }
+    }
+}
+
+int til_dec_loss_grad_fast(const float *X, const uint32_t *rows, uint64_t n, int d, const float *centers, int K,
+                           double tau, const float *T, int mean, double scale, int threads, float *gX, float *gC,
+                           double *loss, til_err *e)
+{
+    if (threads < 1)
+        threads = 1;
+    double norm = mean && n ? 1.0 / (double)n : 1.0;
+    uint64_t nb = (n + DEC_BLOCK - 1) / DEC_BLOCK;
+    fdec_ctx c = {.X = X, .rows = rows, .n = n, .d = d, .K = K, .C = centers, .tau = tau, .T = T,
+                  .cf = (float)((tau + 1) / tau * norm * scale)};
+    float cc[TIL_CLUSTER_MAXK];
+    for (int k = 0; k < K; k++)
+        cc[k] = sqnorm(centers + (size_t)k * d, d);
+    c.cc = cc;
+    int rc = -1;
+    c.Lb = til_malloc(nb ? nb : 1, sizeof *c.Lb, e);
+    if (!c.Lb || !fdec_alloc(&c, threads, e) || (gX && !(c.gXb = til_malloc(n ? n : 1, (size_t)d * sizeof(float), e))) ||
+        (gC && !(c.gCb = til_malloc(nb ? nb : 1, (size_t)K * d * sizeof(float), e)))) {
+        til_errctx(e, "DEC loss");
+        goto out;
+    }
+    til_par_for(threads, nb, floss_part, &c);
+    /* reductions in row / block order: the same bits for any thread count */
+    double L = 0;
+    for (uint64_t b = 0; b < nb; b++)
+        L += c.Lb[b];
+    if (gX)
+        for (uint64_t r = 0; r < n; r++) {
+            uint64_t row = rows ? rows[r] : r;
+            for (int t = 0; t < d; t++)
+                gX[row * (size_t)d + t] += c.gXb[r * (size_t)d + t];
+        }
+    if (gC)
+        for (uint64_t b = 0; b < nb; b++)
+            for (size_t q = 0; q < (size_t)K * d; q++)
+                gC[q] += c.gCb[b * (size_t)K * d + q];
+    *loss = L * norm;
+    rc = 0;
+out:
+    free(c.Lb);
+    free(c.ws);
+    free(c.gXb);
+    free(c.gCb);
+    return rc;
 }

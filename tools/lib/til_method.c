@@ -29,6 +29,15 @@ int til_method_create(til_method **out, const char *name, const til_method_env *
     return 0;
 }
 
+int til_method_split(const char *name, const void *opts, const til_inter *train, uint64_t seed, til_inter *inner,
+                     til_inter *held, til_err *e)
+{
+    const til_tilm_opts *o = opts;
+    if (til_tilm_variant(name) < 0 || !o || !(o->meta_holdout > 0))
+        return 0;
+    return til_tilm_holdout(train, o->meta_holdout, seed, inner, held, e) ? -1 : 1;
+}
+
 int til_method_known(const char *name) { return til_tilm_variant(name) >= 0; }
 
 void til_method_free(til_method **m)

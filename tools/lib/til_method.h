@@ -54,6 +54,10 @@ typedef struct til_method_env {
     struct til_sampler *sampler;
     struct til_triplets *trip;  /* the epoch's triplets */
     const int *epoch;           /* the epoch in progress (1-based) */
+    /* with a held-out split (til_method_split): train is the inner part, held the
+     * held-out pairs, full the whole training set; otherwise held = NULL and
+     * full = train */
+    const til_inter *held, *full;
 } til_method_env;
 
 typedef struct til_method til_method;
@@ -83,6 +87,12 @@ struct til_method {
 int til_method_create(til_method **out, const char *name, const til_method_env *env, const void *opts,
                       til_err *e);
 void til_method_free(til_method **m);
+
+/* Methods that train on part of the training set (TIL's --meta-holdout): returns
+ * 1 with inner and held filled (the caller frees them with til_inter_free), 0 if
+ * the method trains on all of train, -1 on error. */
+int til_method_split(const char *name, const void *opts, const til_inter *train, uint64_t seed, til_inter *inner,
+                     til_inter *held, til_err *e);
 
 /* 1 if name is a method with hooks (til-ui, til-mi, til-mik). */
 int til_method_known(const char *name);

@@ -67,7 +67,7 @@ static void neg_part(void *ctx, int part, uint64_t lo, uint64_t hi)
 {
     (void)part;
     neg_job *jb = ctx;
-    const til_inter *tr = jb->s->train;
+    const til_inter *tr = jb->s->train, *ex = jb->s->exclude ? jb->s->exclude : tr;
     uint64_t n = jb->t->n;
     for (uint64_t c = lo; c < hi; c++) { /* chunks */
         til_rng r;
@@ -77,7 +77,7 @@ static void neg_part(void *ctx, int part, uint64_t lo, uint64_t hi)
             uint32_t u = jb->t->u[k], j;
             do /* uniform over items, rejecting the user's training positives */
                 j = jb->s->draw ? jb->s->draw(jb->s->draw_ctx, &r) : (uint32_t)til_rng_below(&r, tr->n_items);
-            while (til_inter_has(tr, u, j));
+            while (til_inter_has(ex, u, j));
             jb->t->j[k] = j;
         }
     }

@@ -42,6 +42,9 @@ typedef struct til_sampler {
     const til_inter *train;
     uint64_t seed;
     uint32_t *pair_user; /* nnz: the user of each positive, CSR order */
+    /* negatives reject the user's items in exclude (NULL: train); a superset of
+     * train when training on part of the positives (TIL's --meta-holdout) */
+    const til_inter *exclude;
 } til_sampler;
 
 typedef struct til_triplets {

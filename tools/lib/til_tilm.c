@@ -120,6 +120,7 @@ typedef struct tilm {
     uint64_t nwst;
     double lc_sum;
     uint64_t lc_n;
+    uint32_t *held_user;  /* held->nnz: the user of each held-out pair (--meta-holdout) */
 } tilm;
 
 static void tilm_free(til_method *m)
@@ -134,7 +135,7 @@ static void tilm_free(til_method *m)
     free(t->lam.m);
     free(t->phi.m);
     void *p[] = {t->gL, t->S, t->w, t->dw, t->eta, t->centers, t->gC, t->memb, t->T, t->Qm, t->bitems, t->bpos,
-                 t->bgidx, t->stamp, t->Xc, t->Tc, t->gXc, t->ou, t->wst};
+                 t->bgidx, t->stamp, t->Xc, t->Tc, t->gXc, t->ou, t->wst, t->held_user};
     for (size_t k = 0; k < sizeof p / sizeof *p; k++)
         free(p[k]);
     free(t);
@@ -157,15 +158,17 @@ static int refresh_clusters(til_method *m, int init, til_err *e)
         return -1;
     if (init) {
         til_kmeans_info info;
-        if (til_kmeans(bb->V, bb->n_items, t->d, t->K, 100, c->seed, c->threads, t->centers, t->memb, &info, e))
+        if (til_kmeans_fast(bb->V, bb->n_items, t->d, t->K, 100, c->seed, c->threads, t->centers, t->memb, &info,
+                            e))
             return til_errctx(e, "k-means initialisation of the item clusters");
     } else if (t->variant == TIL_TILM_MIK) {
-        if (til_kmeans_lloyd(bb->V, bb->n_items, t->d, t->K, t->o.kmeans_iter, c->threads, t->centers, t->memb,
-                             NULL, e))
+        if (til_kmeans_lloyd_fast(bb->V, bb->n_items, t->d, t->K, t->o.kmeans_iter, c->threads, t->centers,
+                                  t->memb, NULL, e))
             return til_errctx(e, "k-means refresh");
     }
     if (t->variant == TIL_TILM_MI) {
-        til_dec_soft(bb->V, NULL, bb->n_items, t->d, t->centers, t->K, t->o.tau, c->threads, t->Qm);
+        if (til_dec_soft_fast(bb->V, NULL, bb->n_items, t->d, t->centers, t->K, t->o.tau, c->threads, t->Qm, e))
+            return -1;
         til_dec_target(t->Qm, bb->n_items, t->K, t->T);
         til_dec_assign(t->Qm, bb->n_items, t->K, t->memb);
     }
@@ -189,7 +192,7 @@ static void dec_extra(void *ctx, int table, uint32_t row, const float *theta, in
 static int cluster_loss_on(const tilm *t) { return t->variant == TIL_TILM_MI && t->clustered && t->o.gamma > 0; }
 
 /* the batch's distinct items, in bb->rows order (MF: param row = n_users + item) */
-static void collect_items(til_method *m)
+static int collect_items(til_method *m, til_err *e)
 {
     tilm *t = m->impl;
     til_backbone *bb = m->env.bb;
@@ -208,7 +211,7 @@ static void collect_items(til_method *m)
                 t->bgidx[t->nbi++] = k;
             }
     if (!cluster_loss_on(t) || t->nbi == 0)
-        return;
+        return 0;
     /* gamma * (1/n) sum_i KL(T_i || Q_i) over the batch's items: gradients wrt those rows and Phi */
     int d = t->d, K = t->K;
     for (uint64_t r = 0; r < t->nbi; r++) {
@@ -217,7 +220,8 @@ static void collect_items(til_method *m)
     }
     memset(t->gXc, 0, t->nbi * (size_t)d * sizeof(float));
     memset(t->gC, 0, (size_t)K * d * sizeof(float));
-    t->lc = til_dec_loss_grad(t->Xc, NULL, t->nbi, d, t->centers, K, t->o.tau, t->Tc, 1, t->o.gamma, t->gXc, t->gC);
+    return til_dec_loss_grad_fast(t->Xc, NULL, t->nbi, d, t->centers, K, t->o.tau, t->Tc, 1, t->o.gamma,
+                                  m->env.c->threads, t->gXc, t->gC, &t->lc, e);
 }
 
 /* Steps 1-2 of the iteration on batch b (prepared, rows current, refreshes done):
@@ -236,13 +240,27 @@ static int meta_grad(til_method *m, const til_batch *b, float *gL, til_err *e)
     til_wnet_forward(&t->net, &t->wc, t->S, n, t->w);
     /* 2. the outer batch and dJ_out/dLambda at the look-ahead */
     til_batch out = *b;
-    if (t->o.meta_fresh) {
+    uint32_t *ou = t->ou, *oi = t->ou + t->B, *oj = t->ou + 2 * t->B;
+    if (t->held_user) {
+        /* held-out pairs, uniform with replacement; negatives reject all of u's training items */
+        const til_inter *h = m->env.held, *full = m->env.full;
+        til_rng r;
+        til_rng_seed(&r, c->seed, ((uint64_t)TIL_STREAM_META_HELD << 56) ^ step);
+        for (uint64_t k = 0; k < t->B; k++) {
+            uint64_t q = til_rng_below(&r, h->nnz);
+            ou[k] = t->held_user[q];
+            oi[k] = h->items[q];
+            do
+                oj[k] = (uint32_t)til_rng_below(&r, full->n_items);
+            while (til_inter_has(full, ou[k], oj[k]));
+        }
+        out = (til_batch){t->B, ou, oi, oj};
+    } else if (t->o.meta_fresh) {
         const til_triplets *tr = m->env.trip;
         uint64_t no = TIL_MIN(t->B, tr->n);
         til_rng r;
         til_rng_seed(&r, c->seed, ((uint64_t)TIL_STREAM_META << 56) ^ step);
         uint64_t off = til_rng_below(&r, tr->n);
-        uint32_t *ou = t->ou, *oi = t->ou + t->B, *oj = t->ou + 2 * t->B;
         for (uint64_t k = 0; k < no; k++) {
             uint64_t q = (off + k) % tr->n;
             ou[k] = tr->u[q];
@@ -250,6 +268,8 @@ static int meta_grad(til_method *m, const til_batch *b, float *gL, til_err *e)
             oj[k] = tr->j[q];
         }
         out = (til_batch){no, ou, oi, oj};
+    }
+    if (t->held_user || t->o.meta_fresh) {
         /* its rows must be current too */
         if (bb->ops->prepare(bb, &out, e))
             return -1;
@@ -328,8 +348,7 @@ static int before_grad_impl(til_method *m, const til_batch *b, til_err *e)
     }
     if (bb->ops->forward(bb, b, c->threads, e))
         return -1;
-    collect_items(m);
-    if (meta_grad(m, b, t->gL, e))
+    if (collect_items(m, e) || meta_grad(m, b, t->gL, e))
         return -1;
     tadam_step(&t->lam, t->gL);
     /* 3. weights with the new Lambda for the Theta step */
@@ -435,6 +454,7 @@ static int tilm_put_meta(til_method *m, til_model *md, til_err *e)
                    til_model_set(md, "til_meta_batch", o->meta_fresh ? "fresh" : "same", e) ||
                    til_model_set(md, "til_weight_norm", o->weight_norm ? "batch" : "none", e) ||
                    til_model_set(md, "til_meta_path", til_tilm_meta_path_names[o->meta_path], e) ||
+                   til_model_setf(md, e, "til_meta_holdout", "%.17g", o->meta_holdout) ||
                    til_model_set(md, "til_state", t->variant == TIL_TILM_UI ? "uni-interest" : "multi-interest", e)
                ? -1
                : 0;
@@ -608,7 +628,8 @@ int til_tilm_meta_grad(til_method *m, const til_batch *b, float *gL, til_err *e)
         til_adam_catch_up(m->env.adam, m->env.bb->rows, m->env.bb->n_rows, m->env.c->threads);
     if (m->env.bb->ops->forward(m->env.bb, b, m->env.c->threads, e))
         return -1;
-    collect_items(m);
+    if (collect_items(m, e))
+        return -1;
     memset(gL, 0, t->net.n_params * sizeof *gL);
     return meta_grad(m, b, gL, e);
 }
@@ -647,6 +668,14 @@ int til_tilm_create(til_method *m, int variant, const til_tilm_opts *o, til_err 
     if (variant == TIL_TILM_MI && o->gamma > 0 && strcmp(bb->ops->name, "mf"))
         return til_seterr(e, "til-mi's clustering loss needs item representations that are parameter rows (mf); "
                              "use --gamma 0 or til-mik with backbone %s", bb->ops->name);
+    if (o->meta_holdout < 0 || o->meta_holdout >= 1)
+        return til_seterr(e, "--meta-holdout %g: must be in [0, 1)", o->meta_holdout);
+    if (o->meta_holdout > 0 && o->meta_fresh)
+        return til_seterr(e, "--meta-holdout and --meta-batch fresh are exclusive (both choose the outer batch)");
+    if (o->meta_holdout > 0 && (!m->env.held || !m->env.full))
+        return til_seterr(e, "--meta-holdout: the trainer did not split the training set (til_method_split)");
+    if (m->env.held && m->env.held->nnz == 0)
+        return til_seterr(e, "--meta-holdout %g holds out no interaction (too few items per user)", o->meta_holdout);
     if (t->B > INT32_MAX / 4)
         return til_seterr(e, "til: batch too large");
     int hidden = o->hidden > 0 ? o->hidden : c->dim;
@@ -665,6 +694,14 @@ int til_tilm_create(til_method *m, int variant, const til_tilm_opts *o, til_err 
         !(t->ou = til_malloc(3 * B, sizeof(uint32_t), e)) ||
         !(t->wst = til_malloc(m->env.train->nnz ? m->env.train->nnz : 1, sizeof(float), e)))
         return -1;
+    if (o->meta_holdout > 0) {
+        const til_inter *h = m->env.held;
+        if (!(t->held_user = til_malloc(h->nnz, sizeof(uint32_t), e)))
+            return -1;
+        for (uint32_t u = 0; u < h->n_users; u++)
+            for (uint64_t k = h->indptr[u]; k < h->indptr[u + 1]; k++)
+                t->held_user[k] = u;
+    }
     if (variant != TIL_TILM_UI) {
         if (!(t->centers = til_calloc(K * d, sizeof(float), e)) || !(t->memb = til_calloc(ni, sizeof(uint32_t), e)) ||
             !(t->gC = til_malloc(K * d, sizeof(float), e)))
@@ -911,4 +948,59 @@ out:
     free(rows);
     free(cU);
     return rc;
+}
+
+/* ------------------------------------------------------------------ --meta-holdout */
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+int til_tilm_holdout(const til_inter *train, double frac, uint64_t seed, til_inter *inner, til_inter *held,
+                     til_err *e)
+{
+    memset(inner, 0, sizeof *inner);
+    memset(held, 0, sizeof *held);
+    if (!(frac >= 0 && frac < 1))
+        return til_seterr(e, "--meta-holdout %g: must be in [0, 1)", frac);
+    const uint32_t nu = train->n_users;
+    uint64_t nh = 0, maxdeg = 0;
+    for (uint32_t u = 0; u < nu; u++) {
+        uint64_t n = til_inter_deg(train, u), h = (uint64_t)llround(frac * (double)n);
+        nh += n ? TIL_MIN(h, n - 1) : 0;
+        maxdeg = TIL_MAX(maxdeg, n);
+    }
+    uint32_t *buf = til_malloc(maxdeg ? maxdeg : 1, sizeof *buf, e);
+    if (!buf || til_inter_alloc(inner, nu, train->n_items, train->nnz - nh, 0, e) ||
+        til_inter_alloc(held, nu, train->n_items, nh, 0, e)) {
+        free(buf);
+        til_inter_free(inner);
+        til_inter_free(held);
+        return til_errctx(e, "--meta-holdout");
+    }
+    uint64_t pi = 0, ph = 0;
+    for (uint32_t u = 0; u < nu; u++) {
+        uint64_t n = til_inter_deg(train, u), h = n ? TIL_MIN((uint64_t)llround(frac * (double)n), n - 1) : 0;
+        memcpy(buf, train->items + train->indptr[u], n * sizeof *buf);
+        til_rng r;
+        til_rng_seed(&r, seed, ((uint64_t)TIL_STREAM_HOLDOUT << 56) ^ u);
+        for (uint64_t k = 0; k < h; k++) { /* partial Fisher-Yates: buf[0, h) held out */
+            uint64_t q = k + til_rng_below(&r, n - k);
+            uint32_t x = buf[k];
+            buf[k] = buf[q];
+            buf[q] = x;
+        }
+        qsort(buf, h, sizeof *buf, cmp_u32);
+        qsort(buf + h, n - h, sizeof *buf, cmp_u32);
+        memcpy(held->items + ph, buf, h * sizeof *buf);
+        memcpy(inner->items + pi, buf + h, (n - h) * sizeof *buf);
+        ph += h;
+        pi += n - h;
+        held->indptr[u + 1] = ph;
+        inner->indptr[u + 1] = pi;
+    }
+    free(buf);
+    return 0;
 }

@@ -47,6 +47,14 @@
  *  - til-mik: centers and memberships are recomputed every `cluster_update`
  *    steps by Lloyd iterations warm-started from the previous centers (at most
  *    `kmeans_iter`, default 3).
+ *  - Clustering arithmetic (k-means initialisation, til-mik's Lloyd refreshes,
+ *    til-mi's soft assignments at refresh and its per-step loss and gradients)
+ *    runs on til_cluster's float gemm fast paths (til_kmeans_fast,
+ *    til_kmeans_lloyd_fast, til_dec_soft_fast, til_dec_loss_grad_fast; their
+ *    tolerances vs the double references are in til_cluster.h). The per-step
+ *    DEC work covers only the batch's distinct items; a full refresh (all
+ *    items, one sgemm per 256 rows) costs about as much as a few steps' DEC
+ *    work, so the --cluster-update cadence is kept as specified.
  *  - Weight statistics per epoch (w_mean, w_std, w_p10, w_p50, w_p90 columns of
  *    the log) are over the weights used in the Theta steps of that epoch (after
  *    normalisation when --weight-norm batch).
@@ -60,7 +68,9 @@
  *  - The weight network's gemms run on one OpenBLAS thread (set and restored
  *    around the hook); the trainer's threads do the rest.
  *  - Randomness: Lambda init from (seed, stream 0x7731 of til_wnet), fresh outer
- *    batches from (seed, TIL_STREAM_META, step), k-means from (seed, 0x6b6d). */
+ *    batches from (seed, TIL_STREAM_META, step), k-means from (seed, 0x6b6d),
+ *    the held-out split from (seed, TIL_STREAM_HOLDOUT, user) and held-out outer
+ *    batches from (seed, TIL_STREAM_META_HELD, step) (til_tilm_holdout). */
 #ifndef TIL_TILM_H
 #define TIL_TILM_H
 
@@ -74,7 +84,7 @@
 #include "til_wnet.h"
 
 enum { TIL_TILM_UI = 0, TIL_TILM_MI = 1, TIL_TILM_MIK = 2 };
-enum { TIL_STREAM_META = 5 };
+enum { TIL_STREAM_META = 5, TIL_STREAM_HOLDOUT = 6, TIL_STREAM_META_HELD = 7 };
 /* MF meta-gradient: AUTO the float fast path (til_tilm_meta_dw_fast), DOUBLE
  * til_meta_grad_lambda (the closed-form reference in double), GENERIC the
  * backbone-jvp path (what other backbones always use). */
@@ -98,12 +108,33 @@ typedef struct til_tilm_opts {
     int meta_path;       /* TIL_META_PATH_*: how dJ_out/dw is computed for mf */
     const char *dump_weights, *dump_clusters; /* NULL: none */
     uint64_t dump_sample; /* 0: all triplets */
+    double meta_holdout;  /* fraction of each user's training items held out for J_out (0: none) */
 } til_tilm_opts;
 
 void til_tilm_defaults(til_tilm_opts *o);
 /* variant: TIL_TILM_*; -1 if name is not a TIL method. */
 int til_tilm_variant(const char *name);
 int til_tilm_create(til_method *m, int variant, const til_tilm_opts *o, til_err *e);
+
+/* --meta-holdout FRACTION: an outer objective on held-out interactions. User u
+ * with n_u training items holds out h_u = min(round(frac n_u), n_u - 1) of them
+ * (so at least one stays for training; users with no item hold none), chosen
+ * by a partial Fisher-Yates shuffle from til_rng(seed, TIL_STREAM_HOLDOUT << 56
+ * ^ u): the split depends on (seed, user) only. -> inner (the rest; the trainer's
+ * sampler, triplets, eta, graph) and held (the held-out pairs), both with
+ * train's shape, sorted; ratings/timestamps are not kept. The validation split
+ * is never touched. With the split, the trainer
+ *  - samples the inner triplets from inner, with negatives rejecting ALL of u's
+ *    training items (held-out items are never negatives for u);
+ *  - evaluates (masks) with the whole training set, as without the split;
+ *  - and J_out (step 2) is plain BPR on an outer batch of as many triplets as
+ *    a batch: held-out pairs drawn uniformly with replacement, each with a
+ *    uniform negative rejecting all of u's training items, from
+ *    til_rng(seed, TIL_STREAM_META_HELD << 56 ^ step): resume is bit-identical
+ *    without extra state. Exclusive with --meta-batch fresh.
+ * The fraction is the til_meta_holdout entry of the model and checkpoint. */
+int til_tilm_holdout(const til_inter *train, double frac, uint64_t seed, til_inter *inner, til_inter *held,
+                     til_err *e);
 
 /* The MF meta-gradient dJ_out/dw (til_meta_dw's maths and assumptions) in
  * float with 16-lane sums (til_dot) instead of double: ~3x faster, tested

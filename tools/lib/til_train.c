@@ -77,6 +77,8 @@ typedef struct trainer {
     double best_recall, best_ndcg;
     int last_ckpt_epoch;
     til_cuda_train *dev; /* device state when c->device == TIL_DEVICE_CUDA */
+    til_inter inner, held; /* a method's held-out split (TIL --meta-holdout): train = &inner */
+    int split;
 } trainer;
 
 static void trainer_free(trainer *t)
@@ -91,6 +93,10 @@ static void trainer_free(trainer *t)
     til_step_buf_free(&t->sb);
     free(t->best);
     t->best = NULL;
+    if (t->split) {
+        til_inter_free(&t->inner);
+        til_inter_free(&t->held);
+    }
 }
 
 static int trainer_init(trainer *t, const til_train_cfg *c, const til_inter *train, const til_inter *valid,
@@ -105,6 +111,14 @@ static int trainer_init(trainer *t, const til_train_cfg *c, const til_inter *tra
     int method = hooked ? TIL_M_BPR : til_bl_method_parse(c->method);
     if (method < 0)
         return til_seterr(e, "unknown method '%s' (known: %s, %s)", c->method, TIL_BL_METHODS, TIL_METHOD_NAMES);
+    /* a method that keeps part of the training set for itself trains on the rest */
+    const til_inter *full = train;
+    int s = hooked ? til_method_split(c->method, c->method_opts, full, c->seed, &t->inner, &t->held, e) : 0;
+    if (s < 0)
+        return -1;
+    t->split = s;
+    if (s)
+        t->train = train = &t->inner;
     if (til_bl_init(&t->bl, method, &c->bl, train, c->dim, B, c->seed, e))
         return -1;
     B *= (uint64_t)til_bl_expand(&t->bl); /* PRIS: B positives -> B x N triplets per step */
@@ -115,6 +129,7 @@ static int trainer_init(trainer *t, const til_train_cfg *c, const til_inter *tra
         return -1;
     if (til_sampler_init(&t->sampler, TIL_SAMPLER_UNIFORM, train, c->seed, e))
         return -1;
+    t->sampler.exclude = full; /* held-out items are never negatives */
     if (method == TIL_M_WBPR)
         t->sampler.draw = til_bl_pop_draw, t->sampler.draw_ctx = &t->bl;
     if (til_triplets_alloc(&t->trip, train->nnz, 1, e))
@@ -139,7 +154,8 @@ static int trainer_init(trainer *t, const til_train_cfg *c, const til_inter *tra
     if (c->device == TIL_DEVICE_CUDA && til_cuda_train_init(&t->dev, c, &t->bb, &t->adam, e))
         return -1;
     t->epoch = 1;
-    til_method_env env = {c, train, &t->bb, &t->adam, &t->sb, &t->sampler, &t->trip, &t->epoch};
+    til_method_env env = {c, train, &t->bb, &t->adam, &t->sb, &t->sampler, &t->trip, &t->epoch,
+                          t->split ? &t->held : NULL, full};
     return hooked ? til_method_create(&t->meth, c->method, &env, c->method_opts, e) : 0;
 }
 

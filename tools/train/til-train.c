@@ -78,6 +78,8 @@ static void usage(FILE *f)
             "  --meta-lr X           Adam learning rate of the weight network (1e-3)\n"
             "  --meta-hidden N       hidden units of the weight network (default: --dim)\n"
             "  --meta-batch same|fresh  outer loss on the same batch or a fresh one (same)\n"
+            "  --meta-holdout F      hold out round(F x n_u) of each user's training items (keeping >= 1)\n"
+            "                        for the outer loss only; train on the rest (0: none)\n"
             "  --weight-norm none|batch weights divided by their batch mean (none)\n"
             "  --meta-path auto|generic|double  mf meta-gradient: float fast path (auto), the backbone-jvp\n"
             "                        path (generic), til_meta's double closed form (double)\n"
@@ -104,7 +106,7 @@ enum { O_TRAIN = 256, O_VALID, O_TEST, O_BACKBONE, O_METHOD, O_OPTIM, O_DIM, O_B
        O_LAYERS, O_NEGATIVES, O_PRIS_K, O_PRIS_WITHIN, O_POP_EXP, O_AO_LAMBDA, O_AO_REFRESH, O_DROP_RATE,
        O_DROP_WARMUP, O_RCE_BETA, O_DEVICE,
        O_ALPHA, O_CLUSTERS, O_TAU, O_GAMMA, O_PRETRAIN, O_CUPDATE, O_EUPDATE, O_KITER, O_VLR, O_MLR, O_MHIDDEN,
-       O_MBATCH, O_WNORM, O_MPATH, O_DUMPW, O_DUMPS, O_DUMPC };
+       O_MBATCH, O_WNORM, O_MPATH, O_DUMPW, O_DUMPS, O_DUMPC, O_MHOLD };
 
 int main(int argc, char **argv)
 {
@@ -133,6 +135,7 @@ int main(int argc, char **argv)
         {"eta-update", required_argument, 0, O_EUPDATE}, {"kmeans-iter", required_argument, 0, O_KITER},
         {"virtual-lr", required_argument, 0, O_VLR},    {"meta-lr", required_argument, 0, O_MLR},
         {"meta-hidden", required_argument, 0, O_MHIDDEN}, {"meta-batch", required_argument, 0, O_MBATCH},
+        {"meta-holdout", required_argument, 0, O_MHOLD},
         {"weight-norm", required_argument, 0, O_WNORM}, {"meta-path", required_argument, 0, O_MPATH},
         {"dump-weights", required_argument, 0, O_DUMPW}, {"dump-sample", required_argument, 0, O_DUMPS},
         {"dump-clusters", required_argument, 0, O_DUMPC},
@@ -241,6 +244,18 @@ int main(int argc, char **argv)
         case O_KITER: NUM(1, 100000, to.kmeans_iter, "--kmeans-iter"); break;
         case O_MHIDDEN: NUM(1, 4096, to.hidden, "--meta-hidden"); break;
         case O_DUMPS: NUM(0, INT64_MAX, to.dump_sample, "--dump-sample"); break;
+        case O_MHOLD: {
+            double x;
+            if (til_parse_double(optarg, 0, 1, &x, "--meta-holdout", &e) || x >= 1) {
+                if (x >= 1)
+                    til_seterr(&e, "--meta-holdout: must be < 1");
+                til_report(&e);
+                usage(stderr);
+                return TIL_EXIT_USAGE;
+            }
+            to.meta_holdout = x;
+            break;
+        }
         case O_ALPHA:
         case O_TAU:
         case O_GAMMA:
