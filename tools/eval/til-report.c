@@ -207,7 +207,7 @@ int main(int argc, char **argv)
     }
     int md = !strcmp(format, "md");
     if (md) {
-        printf("Mean ± std over seeds; **best**, <u>second best</u>. `*`: %s better than the best other method of "
+        printf("Mean ± std over seeds (std only with two seeds or more); **best**, <u>second best</u>. `*`: %s better than the best other method of "
                "the row with p <= %g (two-sided paired t-test, pairs = runs with the same seed; p in the last "
                "column).\n\n",
                ours, alpha);
@@ -279,8 +279,11 @@ int main(int argc, char **argv)
                 }
                 const char *o = (long)m == best ? "**" : (long)m == second ? "<u>" : "";
                 const char *cl = (long)m == best ? "**" : (long)m == second ? "</u>" : "";
-                printf(" %s%.4f ± %.4f%s%s |", o, cells[m].mean, cells[m].std, cl,
-                       (long)m == om && star ? "*" : "");
+                if (cells[m].n > 1) /* a std needs two seeds */
+                    printf(" %s%.4f ± %.4f%s%s |", o, cells[m].mean, cells[m].std, cl,
+                           (long)m == om && star ? "*" : "");
+                else
+                    printf(" %s%.4f%s%s |", o, cells[m].mean, cl, (long)m == om && star ? "*" : "");
             }
             if (isnan(p))
                 printf(" – |\n");
