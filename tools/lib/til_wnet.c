@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "til_par.h"
 #include "til_rng.h"
 
 #ifdef TIL_HAVE_BLAS
@@ -121,17 +122,63 @@ void til_wnet_forward_ref(const til_wnet *m, til_wnet_cache *c, const float *S, 
     head(m, c, n, w);
 }
 
+#ifdef TIL_HAVE_BLAS
+typedef struct {
+    const til_wnet *m;
+    til_wnet_cache *c;
+    const float *S, *dz;
+    float *w, *gW1;
+    int n;
+} wjob;
+
+/* row blocks [lo, hi) of TIL_WNET_CHUNKS: Z = b1 broadcast, Z += S W1^T, head */
+static void fwd_part(void *ctx, int part, uint64_t lo, uint64_t hi)
+{
+    (void)part;
+    wjob *j = ctx;
+    const til_wnet *m = j->m;
+    const int h = m->hidden, in = m->in;
+    for (uint64_t q = lo; q < hi; q++) {
+        uint64_t r0, r1;
+        til_par_range((uint64_t)j->n, TIL_WNET_CHUNKS, (int)q, &r0, &r1);
+        int nr = (int)(r1 - r0);
+        if (nr <= 0)
+            continue;
+        float *z = j->c->z + r0 * (size_t)h;
+        for (int k = 0; k < nr; k++)
+            memcpy(z + (size_t)k * h, m->b1, (size_t)h * sizeof(float));
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nr, h, in, 1.0f, j->S + r0 * (size_t)in, in, m->W1, in,
+                    1.0f, z, h);
+        til_wnet_cache cc = *j->c; /* head on these rows */
+        cc.z = z;
+        cc.w = j->c->w + r0;
+        head(m, &cc, nr, j->w + r0);
+    }
+}
+
+/* column blocks of gW1 (two halves of in): gW1[:, blk] += dA^T S[:, blk] */
+static void bwd_part(void *ctx, int part, uint64_t lo, uint64_t hi)
+{
+    (void)part;
+    wjob *j = ctx;
+    const int h = j->m->hidden, in = j->m->in;
+    for (uint64_t q = lo; q < hi; q++) {
+        uint64_t c0, c1;
+        til_par_range((uint64_t)in, 2, (int)q, &c0, &c1);
+        if (c1 > c0)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, h, (int)(c1 - c0), j->n, 1.0f, j->dz, h, j->S + c0,
+                        in, 1.0f, j->gW1 + c0, in);
+    }
+}
+#endif
+
 void til_wnet_forward(const til_wnet *m, til_wnet_cache *c, const float *S, int n, float *w)
 {
 #ifdef TIL_HAVE_BLAS
-    const int h = m->hidden, in = m->in;
     if (n <= 0)
         return;
-    /* Z (n x h) = b1 broadcast, then Z += S (n x in) . W1^T (in x h) */
-    for (int k = 0; k < n; k++)
-        memcpy(c->z + (size_t)k * h, m->b1, (size_t)h * sizeof(float));
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, h, in, 1.0f, S, in, m->W1, in, 1.0f, c->z, h);
-    head(m, c, n, w);
+    wjob j = {m, c, S, NULL, w, NULL, n};
+    til_par_for(c->threads > 1 ? TIL_MIN(c->threads, TIL_WNET_CHUNKS) : 1, TIL_WNET_CHUNKS, fwd_part, &j);
 #else
     til_wnet_forward_ref(m, c, S, n, w);
 #endif
@@ -202,12 +249,13 @@ static inline void add_row(float *restrict g, const float *restrict x, int h)
 void til_wnet_backward(const til_wnet *m, til_wnet_cache *c, const float *S, int n, const float *dw, float *grad)
 {
 #ifdef TIL_HAVE_BLAS
-    const int h = m->hidden, in = m->in;
+    const int h = m->hidden;
     if (n <= 0)
         return;
     head_back(m, c, n, dw, grad);
     float *gW1 = grad + til_wnet_off_W1(m), *gb1 = grad + til_wnet_off_b1(m);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, h, in, n, 1.0f, c->dz, h, S, in, 1.0f, gW1, in);
+    wjob j = {m, c, S, c->dz, NULL, gW1, n};
+    til_par_for(c->threads > 1 ? 2 : 1, 2, bwd_part, &j);
     for (int k = 0; k < n; k++)
         add_row(gb1, c->dz + (size_t)k * h, h);
 #else
