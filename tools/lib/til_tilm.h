@@ -66,7 +66,10 @@
  *    offset drawn from (seed, TIL_STREAM_META, step); it may overlap the inner
  *    batch. Its rows are caught up before they are read.
  *  - The weight network's gemms run on one OpenBLAS thread (set and restored
- *    around the hook); the trainer's threads do the rest.
+ *    around the hook); with --threads > 1 its fixed gemm blocks (til_wnet.h)
+ *    and the fast path's per-triplet passes (scores, s'_k, dJ_out/dw) run on
+ *    the trainer's threads; the scatters into G stay serial, in triplet order.
+ *    No result depends on the thread count.
  *  - Randomness: Lambda init from (seed, stream 0x7731 of til_wnet), fresh outer
  *    batches from (seed, TIL_STREAM_META, step), k-means from (seed, 0x6b6d),
  *    the held-out split from (seed, TIL_STREAM_HOLDOUT, user) and held-out outer
@@ -148,6 +151,8 @@ typedef struct til_tilm_fast {
     uint32_t *rows; /* cap */
     float *th, *G;  /* cap x d each */
     float *sp;      /* batch: s'_k of the inner triplets */
+    float *ao;      /* batch: the outer triplets' a_k = -sigmoid(-x_k)/|B_out| */
+    int threads;    /* per-triplet passes on this many threads (init: 1); results do not depend on it */
 } til_tilm_fast;
 int til_tilm_fast_init(til_tilm_fast *f, uint32_t n_users, uint32_t n_items, int d, uint64_t batch, til_err *e);
 void til_tilm_fast_free(til_tilm_fast *f);

@@ -16,7 +16,11 @@
  * TIL treats the states as constants.
  *
  * til_wnet_forward/backward use cblas_sgemm when built with TIL_HAVE_BLAS and
- * fall back to the plain loops otherwise; the *_ref versions are always the plain
+ * fall back to the plain loops otherwise; with BLAS the forward runs as
+ * TIL_WNET_CHUNKS fixed row blocks (til_par_range) and the backward's gemm as
+ * two fixed column blocks of W1, spread over c->threads threads (each gemm
+ * call the same whatever the thread count: the results do not depend on it;
+ * the caller keeps OpenBLAS itself on one thread); the *_ref versions are always the plain
  * loops (the oracle the tests compare the BLAS path against). */
 #ifndef TIL_WNET_H
 #define TIL_WNET_H
@@ -25,6 +29,8 @@
 #include <stdint.h>
 
 #include "til_util.h"
+
+enum { TIL_WNET_CHUNKS = 4 };
 
 typedef struct til_wnet {
     int in, hidden;
@@ -38,6 +44,8 @@ typedef struct til_wnet_cache {
     float *z;  /* cap x hidden: relu(W1 s + b1) of the last forward */
     float *w;  /* cap: sigmoid outputs of the last forward */
     float *dz; /* cap x hidden: backward scratch */
+    int threads; /* til_wnet_forward/backward's threads (0 or 1: the caller's only); the
+                  * results do not depend on it (fixed chunks, see below) */
 } til_wnet_cache;
 
 /* Offsets of the four blocks inside params (and inside a gradient vector). */
