@@ -757,20 +757,7 @@ void til_tilm_fast_free(til_tilm_fast *f)
  * element sees the same operations in the same order as the plain loop, so
  * the results are bit-identical to it. fdot is til_dot's arithmetic (16 lane
  * sums, then the same pairwise tree), inlined. */
-static inline float fdot(const float *restrict a, const float *restrict b, int d)
-{
-    float acc[16] = {0};
-    int k = 0;
-    for (; k + 16 <= d; k += 16)
-        for (int l = 0; l < 16; l++)
-            acc[l] += a[k + l] * b[k + l];
-    for (; k < d; k++)
-        acc[k & 15] += a[k] * b[k];
-    for (int w = 8; w; w >>= 1)
-        for (int l = 0; l < w; l++)
-            acc[l] += acc[l + w];
-    return acc[0];
-}
+#define fdot til_dot /* til_train.h: inline, the same arithmetic everywhere */
 
 /* g += a (x - y) + r z */
 static inline void f_axmy_pz(float *restrict g, float a, const float *restrict x, const float *restrict y, float r,

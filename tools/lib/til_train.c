@@ -40,21 +40,6 @@ void til_train_defaults(til_train_cfg *c)
     til_bl_defaults(&c->bl);
 }
 
-float til_dot(const float *restrict a, const float *restrict b, int d)
-{
-    float acc[16] = {0};
-    int k = 0;
-    for (; k + 16 <= d; k += 16)
-        for (int l = 0; l < 16; l++)
-            acc[l] += a[k + l] * b[k + l];
-    for (; k < d; k++)
-        acc[k & 15] += a[k] * b[k];
-    for (int w = 8; w; w >>= 1)
-        for (int l = 0; l < w; l++)
-            acc[l] += acc[l + w];
-    return acc[0];
-}
-
 /* ------------------------------------------------------------------ state */
 
 typedef struct trainer {

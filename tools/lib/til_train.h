@@ -78,7 +78,20 @@ int til_train_run(const til_train_cfg *c, const til_inter *train, const til_inte
                   til_train_result *res, til_err *e);
 
 /* Fixed-order dot product (16 lanes, then a tree): the same bits whatever the caller. */
-float til_dot(const float *a, const float *b, int d);
+static inline float til_dot(const float *a, const float *b, int d)
+{
+    float acc[16] = {0};
+    int k = 0;
+    for (; k + 16 <= d; k += 16)
+        for (int l = 0; l < 16; l++)
+            acc[l] += a[k + l] * b[k + l];
+    for (; k < d; k++)
+        acc[k & 15] += a[k] * b[k];
+    for (int w = 8; w; w >>= 1)
+        for (int l = 0; l < w; l++)
+            acc[l] += acc[l + w];
+    return acc[0];
+}
 
 struct til_backbone;
 struct til_batch;
