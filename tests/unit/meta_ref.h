@@ -23,6 +23,19 @@
 
 typedef void (*ref_scores_fn)(void *ctx, const double *P, const til_batch *b, double *sp, double *sn);
 
+/* Dot-product scores of a batch from representations F (users then items,
+ * n_users + n_items rows of d doubles): sp = F_u . F_i, sn = F_u . F_j. */
+static void ref_dot_scores(const double *F, uint32_t nu, int d, const til_batch *b, double *sp, double *sn)
+{
+    for (uint64_t k = 0; k < b->n; k++) {
+        const double *p = F + (uint64_t)b->u[k] * d, *qi = F + ((uint64_t)nu + b->i[k]) * d,
+                     *qj = F + ((uint64_t)nu + b->j[k]) * d;
+        sp[k] = sn[k] = 0;
+        for (int c = 0; c < d; c++)
+            sp[k] += p[c] * qi[c], sn[k] += p[c] * qj[c];
+    }
+}
+
 static double ref_softplus_neg(double x) { return x >= 0 ? log1p(exp(-x)) : -x + log1p(exp(x)); }
 
 /* per-triplet losses l_k at P (n = b->n) */

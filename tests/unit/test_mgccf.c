@@ -534,12 +534,7 @@ static void mg_scores_ref(void *ctx, const double *P, const til_batch *b, double
 {
     double F[N * D];
     ref_forward(ctx, P, F);
-    for (uint64_t k = 0; k < b->n; k++) {
-        const double *p = F + b->u[k] * D, *qi = F + (NU + b->i[k]) * D, *qj = F + (NU + b->j[k]) * D;
-        sp[k] = sn[k] = 0;
-        for (int c = 0; c < D; c++)
-            sp[k] += p[c] * qi[c], sn[k] += p[c] * qj[c];
-    }
+    ref_dot_scores(F, NU, D, b, sp, sn);
 }
 
 /* til_tilm_meta_generic on MGCCF == d/dw J_out(Theta - beta grad J_in(Theta; w))
