@@ -4,14 +4,9 @@
 # Written to a temporary file and renamed.
 set -euo pipefail
 out=$1 title=$2 ylabel=$3 data=$4
-command -v gnuplot >/dev/null || { echo "plot_bars.sh: gnuplot not installed" >&2; exit 1; }
 ncol=$(grep -v '^#' "$data" | head -n 1 | awk -F'\t' '{ print NF }')
-tmp=$(mktemp "$out.tmp.XXXXXX")
-gnuplot <<GP
-set terminal pngcairo size 900,540 noenhanced
-set output '$tmp'
-set datafile separator '\t'
-set title '$title'
+. "$(dirname "$0")/gnuplot.sh"
+plot_png "$out" "$title" <<GP
 set ylabel '$ylabel'
 set style data histogram
 set style histogram clustered gap 1
@@ -22,4 +17,3 @@ set key outside right top
 set xtics rotate by -20
 plot for [c=2:$ncol] '$data' using c:xtic(1) title columnhead(c)
 GP
-mv "$tmp" "$out"

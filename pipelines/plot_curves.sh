@@ -6,7 +6,6 @@
 set -euo pipefail
 out=$1 title=$2
 shift 2
-command -v gnuplot >/dev/null || { echo "plot_curves.sh: gnuplot not installed (apt-get install gnuplot-nox)" >&2; exit 1; }
 plots=""
 for spec in "$@"; do
     label=${spec%%=*} log=${spec#*=}
@@ -17,14 +16,10 @@ for spec in "$@"; do
     plots="$plots${plots:+, }'$log' using 1:$rc with linespoints title '$label valid Recall@20' axes x1y1"
     plots="$plots, '$log' using 1:$lc with lines dashtype 2 title '$label train loss' axes x1y2"
 done
-tmp=$(mktemp "$out.tmp.XXXXXX")
-gnuplot <<GP
-set terminal pngcairo size 900,540 noenhanced
-set output '$tmp'
-set datafile separator '\t'
+. "$(dirname "$0")/gnuplot.sh"
+plot_png "$out" "$title" <<GP
 set datafile missing 'NA'
 set key autotitle columnhead
-set title '$title'
 set xlabel 'epoch'
 set ylabel 'validation Recall@20 (fraction of held-out items in the top 20)'
 set y2label 'training loss (BPR + L2, per triplet)'
@@ -34,4 +29,3 @@ set grid
 set key bottom right
 plot $plots
 GP
-mv "$tmp" "$out"

@@ -3,13 +3,8 @@
 # "label x y"; one colour per label.
 set -euo pipefail
 out=$1 title=$2 xlabel=$3 ylabel=$4 data=$5
-command -v gnuplot >/dev/null || { echo "plot_scatter.sh: gnuplot not installed" >&2; exit 1; }
-tmp=$(mktemp "$out.tmp.XXXXXX")
-gnuplot <<GP
-set terminal pngcairo size 900,540 noenhanced
-set output '$tmp'
-set datafile separator '\t'
-set title '$title'
+. "$(dirname "$0")/gnuplot.sh"
+plot_png "$out" "$title" <<GP
 set xlabel '$xlabel'
 set ylabel '$ylabel'
 set grid
@@ -18,4 +13,3 @@ set offsets graph 0.05, graph 0.15, graph 0.1, graph 0.1
 plot '$data' using 2:3:(\$0 + 1) with points pointsize 2 pointtype 7 linecolor variable notitle, \
      '$data' using 2:3:1 with labels offset 1,1 notitle
 GP
-mv "$tmp" "$out"
