@@ -37,7 +37,7 @@ static inline int til_device_parse(const char *s)
     return -1;
 }
 
-/* Fixed-order dot product, the order of til_dot (til_train.c): 16 lane
+/* Fixed-order dot product, til_dot (til_train.h) is this function: 16 lane
  * accumulators (lane l sums k = l, l+16, ...), then a tree 8, 4, 2, 1.
  * a, b: [d]. */
 TIL_HD static inline float til_dot_hd(const float *a, const float *b, int d)

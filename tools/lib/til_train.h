@@ -33,6 +33,7 @@
 #include <stdio.h>
 
 #include "til_baselines.h"
+#include "til_device.h"
 #include "til_inter.h"
 #include "til_model.h"
 #include "til_util.h"
@@ -77,21 +78,9 @@ void til_train_defaults(til_train_cfg *c);
 int til_train_run(const til_train_cfg *c, const til_inter *train, const til_inter *valid, til_model *out,
                   til_train_result *res, til_err *e);
 
-/* Fixed-order dot product (16 lanes, then a tree): the same bits whatever the caller. */
-static inline float til_dot(const float *a, const float *b, int d)
-{
-    float acc[16] = {0};
-    int k = 0;
-    for (; k + 16 <= d; k += 16)
-        for (int l = 0; l < 16; l++)
-            acc[l] += a[k + l] * b[k + l];
-    for (; k < d; k++)
-        acc[k & 15] += a[k] * b[k];
-    for (int w = 8; w; w >>= 1)
-        for (int l = 0; l < w; l++)
-            acc[l] += acc[l + w];
-    return acc[0];
-}
+/* Fixed-order dot product (16 lanes, then a tree): the same bits whatever the
+ * caller; one definition, til_dot_hd in til_device.h, shared with the CUDA kernels. */
+static inline float til_dot(const float *a, const float *b, int d) { return til_dot_hd(a, b, d); }
 
 struct til_backbone;
 struct til_batch;
