@@ -10,12 +10,16 @@
  *                      other row must be caught up first, or til_adam_sync'd),
  *                      update the method's own parameters (TIL: the meta step
  *                      on Lambda) and set env.sb->w to B per-triplet weights of
- *                      the loss (NULL: 1). It may prepare other batches but must
+ *                      the loss (NULL: 1) and env.sb->xr to an extra gradient
+ *                      w.r.t. item representations (NULL: none; til_train.h).
+ *                      It may prepare other batches but must
  *                      leave the backbone prepared for b (call prepare(b) again).
  *   til_batch_grad(b)  G = dJ_in/dparam[bb.rows] of the (weighted) loss + L2
+ *                      (+ the xr term, carried to the parameters by backward)
  *   after_grad(b)      may add further inner terms into env.sb->G (same rows)
  *                      and into *loss (TIL-MI: gamma * KL(T||Q)), and step its
- *                      own parameters (TIL-MI: the centers Phi)
+ *                      own parameters (TIL-MI: the centers Phi); should reset
+ *                      env.sb->xr if it set one
  *   adam.step(bb.rows, G)
  *
  * Other hooks: epoch_begin (before the epoch's first step, after sampling),

@@ -254,6 +254,19 @@ int til_batch_grad_bl(til_backbone *bb, const til_batch *b, til_bl *bl, double r
             til_par_for(parts, b->n, head_part, &hj);
         }
     }
+    if (s->xr) { /* a method's extra term on item representations (serial: fixed order) */
+        const uint64_t d = (uint64_t)bb->dim;
+        for (uint64_t r = 0; r < s->xr->n; r++) {
+            uint64_t sl = s->xr->slot[r];
+            if (sl >= 2 * b->n)
+                return til_seterr(e, "extra representation gradient: slot %llu out of range",
+                                  (unsigned long long)sl);
+            float *dst = sl < b->n ? s->dQi + sl * d : s->dQj + (sl - b->n) * d;
+            const float *src = s->xr->g + r * d;
+            for (uint64_t c = 0; c < d; c++)
+                dst[c] += src[c];
+        }
+    }
     double l2 = 0;
     if (bb->ops->backward(bb, b, s->dU, s->dQi, s->dQj, (float)(reg / (double)b->n), s->G, &l2, threads, e))
         return -1;

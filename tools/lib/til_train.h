@@ -85,19 +85,34 @@ static inline float til_dot(const float *a, const float *b, int d) { return til_
 struct til_backbone;
 struct til_batch;
 
+/* A further loss term's gradient w.r.t. some item representations V[i] (not
+ * parameter rows: the backbone's backward carries it to the parameters), e.g.
+ * TIL-MI's clustering loss: for r < n, g[r] (dim) is added to dQi[slot[r]] if
+ * slot[r] < B, else to dQj[slot[r] - B] (B = the batch's size), after the head
+ * and before backward. Since backward is linear in (dU, dQi, dQj), G then holds
+ * the extra term's parameter gradient too, whichever occurrence of an item
+ * carries its row. Slots must be distinct (one per item). */
+typedef struct til_rep_grad {
+    uint64_t n;
+    const uint32_t *slot; /* n */
+    const float *g;       /* n x dim */
+} til_rep_grad;
+
 /* Scratch of one step: B floats each for the scores, losses and dL/dscore;
  * B x dim for dU, dQi, dQj; 3B x dim for G. */
 typedef struct til_step_buf {
     uint64_t cap;
     float *s_pos, *s_neg, *loss, *g_pos, *g_neg, *dU, *dQi, *dQj, *G;
     const float *w; /* B per-triplet BPR weights set by a til_method, or NULL (all 1); not owned */
+    const til_rep_grad *xr; /* NULL, or an extra representation gradient set by a til_method; not owned */
 } til_step_buf;
 int til_step_buf_alloc(til_step_buf *s, uint64_t batch, int dim, til_err *e);
 void til_step_buf_free(til_step_buf *s);
 
 /* Gradient of one batch, after bb->ops->prepare and the optimizer catch-up:
  * forward, the dot-product head with the BPR loss (weighted by s->w when set:
- * L = (1/B) sum w_b BPR_b + L2), backward. On return
+ * L = (1/B) sum w_b BPR_b + L2), s->xr added to dQi/dQj when set (its term's
+ * gradient joins G; its loss is the caller's to report), backward. On return
  * s->G[k] (dim) = dL/dparam[bb->rows[k]] for L = mean BPR + reg * 0.5 *
  * sum|e0|^2 / B, and *loss = L. Deterministic for any thread count. */
 int til_batch_grad(struct til_backbone *bb, const struct til_batch *b, double reg, int threads, til_step_buf *s,
