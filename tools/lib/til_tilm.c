@@ -114,6 +114,10 @@ typedef struct tilm {
     uint64_t nbi;
     uint32_t *stamp, cur;
     uint32_t *bpos;       /* n_items: index of a batch item in bitems (valid where stamp == cur) */
+    int inject;           /* 1: the DEC gradient reaches the parameters through backward (every backbone but
+                           * mf, whose V rows are its parameter rows: added into G directly, as always) */
+    uint32_t *bslot;      /* 3B: each batch item's dQ slot (its first occurrence), for xr */
+    til_rep_grad xr;      /* the batch's DEC gradient gXc as a representation gradient (til_train.h) */
     double lc;            /* the batch's clustering loss (mean KL), with gXc and gC computed in before_grad */
     float *Xc, *Tc, *gXc; /* 3B x d, 3B x K, 3B x d */
     uint32_t *ou;         /* 3 x B: fresh outer batch */
@@ -136,7 +140,7 @@ static void tilm_free(til_method *m)
     free(t->lam.m);
     free(t->phi.m);
     void *p[] = {t->gL, t->S, t->w, t->dw, t->eta, t->centers, t->gC, t->memb, t->T, t->Qm, t->bitems, t->bpos,
-                 t->bgidx, t->stamp, t->Xc, t->Tc, t->gXc, t->ou, t->wst, t->held_user};
+                 t->bgidx, t->stamp, t->Xc, t->Tc, t->gXc, t->ou, t->wst, t->held_user, t->bslot};
     for (size_t k = 0; k < sizeof p / sizeof *p; k++)
         free(p[k]);
     free(t);
@@ -192,8 +196,9 @@ static void dec_extra(void *ctx, int table, uint32_t row, const float *theta, in
 
 static int cluster_loss_on(const tilm *t) { return t->variant == TIL_TILM_MI && t->clustered && t->o.gamma > 0; }
 
-/* the batch's distinct items, in bb->rows order (MF: param row = n_users + item) */
-static int collect_items(til_method *m, til_err *e)
+/* the batch's distinct items, in bb->rows order (MF: param row = n_users + item; other backbones: in
+ * order of first occurrence in b, i then j per triplet) */
+static int collect_items(til_method *m, const til_batch *b, til_err *e)
 {
     tilm *t = m->impl;
     til_backbone *bb = m->env.bb;
@@ -202,7 +207,16 @@ static int collect_items(til_method *m, til_err *e)
         memset(t->stamp, 0, (size_t)bb->n_items * sizeof *t->stamp);
         t->cur = 1;
     }
-    if (cluster_loss_on(t))
+    if (cluster_loss_on(t) && t->inject)
+        for (uint64_t k = 0; k < 2 * b->n; k++) {
+            uint32_t it = k & 1 ? b->j[k >> 1] : b->i[k >> 1];
+            if (t->stamp[it] != t->cur) {
+                t->stamp[it] = t->cur;
+                t->bpos[it] = (uint32_t)t->nbi;
+                t->bitems[t->nbi++] = it;
+            }
+        }
+    else if (cluster_loss_on(t))
         for (uint64_t k = 0; k < bb->n_rows; k++)
             if (bb->rows[k] >= bb->n_users) {
                 uint32_t it = bb->rows[k] - bb->n_users;
@@ -223,6 +237,26 @@ static int collect_items(til_method *m, til_err *e)
     memset(t->gC, 0, (size_t)K * d * sizeof(float));
     return til_dec_loss_grad_fast(t->Xc, NULL, t->nbi, d, t->centers, K, t->o.tau, t->Tc, 1, t->o.gamma,
                                   m->env.c->threads, t->gXc, t->gC, &t->lc, e);
+}
+
+/* t->xr: the batch's DEC gradient gXc (collect_items) as a representation
+ * gradient, each item's row in the dQ slot of its first occurrence in b (i side:
+ * k, j side: n + k). Backward is linear in its dQ rows, so this adds
+ * gamma J_V^T dL_c/dV to the parameter gradient of any backbone. */
+static void dec_slots(tilm *t, const til_batch *b)
+{
+    t->xr = (til_rep_grad){0, t->bslot, t->gXc};
+    if (!cluster_loss_on(t) || t->nbi == 0)
+        return;
+    for (uint64_t r = 0; r < t->nbi; r++)
+        t->bslot[r] = UINT32_MAX;
+    for (uint64_t k = 0; k < 2 * b->n; k++) {
+        uint32_t it = k & 1 ? b->j[k >> 1] : b->i[k >> 1];
+        uint32_t *sl = t->bslot + t->bpos[it]; /* every item of b is stamped */
+        if (*sl == UINT32_MAX)
+            *sl = (uint32_t)(k & 1 ? b->n + (k >> 1) : k >> 1);
+    }
+    t->xr.n = t->nbi;
 }
 
 /* Steps 1-2 of the iteration on batch b (prepared, rows current, refreshes done):
@@ -292,7 +326,9 @@ static int meta_grad(til_method *m, const til_batch *b, float *gL, til_err *e)
             memcpy(wu, t->wc.w, (size_t)n * sizeof *wu);
         float *wj = t->Xc; /* scratch B floats (Xc has 3B x d) */
         memcpy(wj, wu, (size_t)n * sizeof *wj);
-        if (til_tilm_meta_generic(bb, b, wj, &out, c->reg, t->beta, NULL, c->threads, m->env.sb, t->dw, &jout, e))
+        /* gamma L_c enters J_in through backward: Theta~ moves by beta gamma grad_Theta L_c too */
+        if (til_tilm_meta_generic(bb, b, wj, &out, c->reg, t->beta, t->xr.n ? &t->xr : NULL, c->threads, m->env.sb,
+                                  t->dw, &jout, e))
             return -1;
         if (t->o.weight_norm)
             til_wnorm_backward(t->wc.w, n, t->dw, t->dw);
@@ -349,7 +385,10 @@ static int before_grad_impl(til_method *m, const til_batch *b, til_err *e)
     }
     if (bb->ops->forward(bb, b, c->threads, e))
         return -1;
-    if (collect_items(m, e) || meta_grad(m, b, t->gL, e))
+    if (collect_items(m, b, e))
+        return -1;
+    dec_slots(t, b);
+    if (meta_grad(m, b, t->gL, e))
         return -1;
     tadam_step(&t->lam, t->gL);
     /* 3. weights with the new Lambda for the Theta step */
@@ -357,6 +396,8 @@ static int before_grad_impl(til_method *m, const til_batch *b, til_err *e)
     if (t->o.weight_norm)
         til_wnorm_forward(t->w, n, t->w);
     m->env.sb->w = t->w;
+    /* the step's gamma L_c: through backward (til_batch_grad adds xr into dQi/dQj), or into G in after_grad (mf) */
+    m->env.sb->xr = t->inject && t->xr.n ? &t->xr : NULL;
     if (t->nwst + (uint64_t)n <= m->env.train->nnz) {
         memcpy(t->wst + t->nwst, t->w, (size_t)n * sizeof *t->w);
         t->nwst += (uint64_t)n;
@@ -384,14 +425,16 @@ static int tilm_after_grad(til_method *m, const til_batch *b, double *loss, til_
 {
     (void)b, (void)e;
     tilm *t = m->impl;
+    m->env.sb->xr = NULL; /* used by this step's backward (other backbones); not by any later gradient */
     if (!cluster_loss_on(t))
         return 0;
     int d = t->d;
     double lc = t->lc; /* computed in before_grad at the same Theta and Phi */
     float *G = m->env.sb->G;
-    for (uint64_t r = 0; r < t->nbi; r++)
-        for (int q = 0; q < d; q++)
-            G[t->bgidx[r] * d + q] += t->gXc[r * d + q];
+    if (!t->inject) /* mf: the V rows are parameter rows */
+        for (uint64_t r = 0; r < t->nbi; r++)
+            for (int q = 0; q < d; q++)
+                G[t->bgidx[r] * d + q] += t->gXc[r * d + q];
     *loss += t->o.gamma * lc;
     t->lc_sum += lc;
     t->lc_n++;
@@ -629,8 +672,9 @@ int til_tilm_meta_grad(til_method *m, const til_batch *b, float *gL, til_err *e)
         til_adam_catch_up(m->env.adam, m->env.bb->rows, m->env.bb->n_rows, m->env.c->threads);
     if (m->env.bb->ops->forward(m->env.bb, b, m->env.c->threads, e))
         return -1;
-    if (collect_items(m, e))
+    if (collect_items(m, b, e))
         return -1;
+    dec_slots(t, b);
     memset(gL, 0, t->net.n_params * sizeof *gL);
     return meta_grad(m, b, gL, e);
 }
@@ -656,6 +700,7 @@ int til_tilm_create(til_method *m, int variant, const til_tilm_opts *o, til_err 
     t->d = c->dim;
     t->K = o->clusters;
     t->B = c->batch;
+    t->inject = strcmp(bb->ops->name, "mf") != 0;
     t->beta = o->virtual_lr > 0 ? o->virtual_lr : c->lr;
     if (c->dim > 512 && t->o.meta_path == TIL_META_PATH_AUTO)
         t->o.meta_path = TIL_META_PATH_DOUBLE; /* the fast path keeps rows on the stack */
@@ -666,9 +711,6 @@ int til_tilm_create(til_method *m, int variant, const til_tilm_opts *o, til_err 
         return til_seterr(e, "til: bad options");
     if (variant != TIL_TILM_UI && (t->K < 1 || t->K > TIL_CLUSTER_MAXK || (uint64_t)t->K > bb->n_items))
         return til_seterr(e, "--clusters %d: must be in 1..min(%d, items = %u)", t->K, TIL_CLUSTER_MAXK, bb->n_items);
-    if (variant == TIL_TILM_MI && o->gamma > 0 && strcmp(bb->ops->name, "mf"))
-        return til_seterr(e, "til-mi's clustering loss needs item representations that are parameter rows (mf); "
-                             "use --gamma 0 or til-mik with backbone %s", bb->ops->name);
     if (o->meta_holdout < 0 || o->meta_holdout >= 1)
         return til_seterr(e, "--meta-holdout %g: must be in [0, 1)", o->meta_holdout);
     if (o->meta_holdout > 0 && o->meta_fresh)
@@ -691,7 +733,7 @@ int til_tilm_create(til_method *m, int variant, const til_tilm_opts *o, til_err 
     if (!(t->gL = til_malloc(t->net.n_params, sizeof(float), e)) || !(t->S = til_malloc(B * 2 * d, sizeof(float), e)) ||
         !(t->w = til_malloc(B, sizeof(float), e)) || !(t->dw = til_malloc(B, sizeof(float), e)) ||
         !(t->eta = til_calloc(nu * d, sizeof(float), e)) || !(t->stamp = til_calloc(ni, sizeof(uint32_t), e)) ||
-        !(t->bpos = til_calloc(ni, sizeof(uint32_t), e)) ||
+        !(t->bpos = til_calloc(ni, sizeof(uint32_t), e)) || !(t->bslot = til_malloc(3 * B, sizeof(uint32_t), e)) ||
         !(t->bitems = til_malloc(3 * B, sizeof(uint32_t), e)) || !(t->bgidx = til_malloc(3 * B, sizeof(uint64_t), e)) ||
         !(t->Xc = til_malloc(3 * B * d, sizeof(float), e)) || !(t->gXc = til_malloc(3 * B * d, sizeof(float), e)) ||
         !(t->ou = til_malloc(3 * B, sizeof(uint32_t), e)) ||
@@ -992,8 +1034,8 @@ int til_tilm_meta_dw_fast(til_tilm_fast *f, const float *P, const float *Q, cons
 static inline double bpr_dx(double x) { return x >= 0 ? -exp(-x) / (1 + exp(-x)) : -1 / (1 + exp(x)); }
 
 int til_tilm_meta_generic(til_backbone *bb, const til_batch *in, const float *w, const til_batch *out, double reg,
-                          double beta, const float *extra_G, int threads, til_step_buf *sb, float *dw, double *j_out,
-                          til_err *e)
+                          double beta, const til_rep_grad *extra, int threads, til_step_buf *sb, float *dw,
+                          double *j_out, til_err *e)
 {
     const uint64_t d = (uint64_t)bb->dim, nu = bb->n_users, ni = bb->n_items, n_in = in->n;
     const int head = bb->ops->score != NULL; /* a score op: per-triplet derivatives through score_jvp */
@@ -1002,13 +1044,15 @@ int til_tilm_meta_generic(til_backbone *bb, const til_batch *in, const float *w,
     if (out->n > sb->cap || in->n > sb->cap || in->n < 1 || out->n < 1)
         return til_seterr(e, "meta-gradient: batch sizes out of range of the step buffers");
     const float *w0 = sb->w;
+    const til_rep_grad *xr0 = sb->xr;
     int rc = -1, moved = 0;
     uint64_t nr = 0;
     double loss;
     float *save = NULL, *cU = NULL;
     uint32_t *rows = NULL;
-    /* 1. g = grad_Theta J_in(Theta) on the rows of `in` */
+    /* 1. g = grad_Theta J_in(Theta) on the rows of `in` (the extra term through backward) */
     sb->w = w;
+    sb->xr = extra;
     if (bb->ops->prepare(bb, in, e) || til_batch_grad(bb, in, reg, threads, sb, &loss, e))
         goto out;
     nr = bb->rows ? bb->n_rows : bb->n_param;
@@ -1016,9 +1060,6 @@ int til_tilm_meta_generic(til_backbone *bb, const til_batch *in, const float *w,
         goto out;
     for (uint64_t k = 0; k < nr; k++)
         rows[k] = bb->rows ? bb->rows[k] : (uint32_t)k;
-    if (extra_G)
-        for (uint64_t q = 0; q < nr * d; q++)
-            sb->G[q] += extra_G[q];
     /* 2. Theta~ = Theta - beta g on those rows (kept, put back bit for bit) */
     const float fb = (float)beta;
     for (uint64_t k = 0; k < nr; k++) {
@@ -1030,6 +1071,7 @@ int til_tilm_meta_generic(til_backbone *bb, const til_batch *in, const float *w,
     moved = 1;
     /* 3. G_out = grad_Theta J_out(Theta~) (plain BPR, no L2), J_out */
     sb->w = NULL;
+    sb->xr = NULL;
     double jo;
     if (bb->ops->prepare(bb, out, e) || til_batch_grad(bb, out, 0.0, threads, sb, &jo, e))
         goto out;
@@ -1085,6 +1127,7 @@ out:
         for (uint64_t k = 0; k < nr; k++)
             memcpy(bb->param + (uint64_t)rows[k] * d, save + k * d, d * sizeof(float));
     sb->w = w0;
+    sb->xr = xr0;
     free(save);
     free(rows);
     free(cU);

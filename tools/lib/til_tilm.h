@@ -13,7 +13,8 @@
  *      --meta-batch fresh); one Adam step on Lambda (own Adam, --meta-lr)
  *   3. w recomputed with the new Lambda (batch-normalised if --weight-norm
  *      batch); the trainer's step on Theta with (1/B) sum w L_BPR + L2
- *      (+ gamma KL(T||Q) for til-mi, added by after_grad)
+ *      (+ gamma KL(T||Q) for til-mi: after_grad on mf, through backward
+ *      elsewhere, see below)
  * The states are constants when differentiating wrt Theta (the paper's choice;
  * til_state has no backward).
  *
@@ -31,19 +32,33 @@
  *    iterations) on the synced item embeddings.
  *  - til-mi: Phi (K x d) has its own Adam (PyTorch semantics, eager) with the
  *    backbone's lr, b1, b2, eps. The clustering loss is gamma * the MEAN over
- *    the batch's distinct items of KL(T_i || Q_i) (til_dec_loss_grad, mean = 1);
- *    its gradient goes into those item rows and into Phi, and it is part of J_in
- *    in the look-ahead too (til_meta extra). T and the memberships c_i =
+ *    the batch's distinct items of KL(T_i || Q_i) (til_dec_loss_grad, mean = 1)
+ *    over the item representations q_i = bb->V[i] the backbone scores with;
+ *    Theta and Phi minimise weighted BPR + L2 + gamma L_c, and L_c is part of
+ *    J_in in the look-ahead too (it does not depend on Lambda: it moves
+ *    Theta~, it adds no per-triplet term). T and the memberships c_i =
  *    argmax_k Q_ik are refreshed over all items every `cluster_update` steps
  *    (same cadence rule as eta); mu_ci = Phi[c_i] uses the current Phi.
- *    The batch's DEC gradient is computed once per step (before the meta
- *    step) and used twice: as the extra inner term of the look-ahead and in
- *    the step's G (same Theta, same Phi). The clustering loss needs the item
- *    representations to be parameter rows (mf); with gamma = 0 any backbone
- *    with a jvp (dot heads) or score_jvp (NeuMF) works.
- *  - Other backbones: the states (eta, the item clusters) are built from the
- *    representations the backbone scores with, bb->U and bb->V after forward
- *    (LightGCN: the layer mean; MGCCF: f; NeuMF: the whole [GMF | MLP] rows).
+ *    The batch's DEC gradient gXc = gamma dL_c/dq_i (and dL_c/dPhi) is
+ *    computed once per step (before the meta step) at the current Theta and
+ *    Phi and used twice: in the look-ahead's grad J_in and in the step's G.
+ *    How gXc reaches the parameters:
+ *      mf: the V rows are parameter rows: added into G's item rows
+ *        (after_grad), and into the look-ahead as til_meta's extra term
+ *        (auto and double paths).
+ *      every other backbone (and mf's generic path): as a representation
+ *        gradient (til_rep_grad, til_train.h): item i's row is added to the
+ *        dQi (or dQj) row of its first occurrence in the batch before the
+ *        backbone's backward, which is linear in those rows, so G gets
+ *        gamma J_V(Theta)^T dL_c/dV exactly (LightGCN: propagated back to the
+ *        layer-0 rows; MGCCF: through its tanh's and weight rows; NeuMF:
+ *        into the item rows, the tower untouched). The same injection in
+ *        til_tilm_meta_generic's J_in puts beta gamma grad_Theta L_c into
+ *        the look-ahead. No extra backward: the cost is the batch's DEC work.
+ *  - Other backbones: the states (eta, the item clusters: k-means, T, Q and
+ *    the clustering loss) are built from the representations the backbone
+ *    scores with, bb->U and bb->V after forward (LightGCN: the layer mean;
+ *    MGCCF: f; NeuMF: the whole [GMF | MLP] rows).
  *  - til-mik: centers and memberships are recomputed every `cluster_update`
  *    steps by Lloyd iterations warm-started from the previous centers (at most
  *    `kmeans_iter`, default 3).
@@ -180,10 +195,12 @@ void til_tilm_inspect(const til_method *m, til_tilm_view *v);
 /* The generic meta-gradient, for any backbone with a jvp op (dot-product
  * heads) or a score_jvp op (score heads: NeuMF) (til_backbone.h). bb: its rows
  * of in and out up to date. in: the inner batch with weights w (as in J_in),
- * reg: the L2 coefficient, beta: the look-ahead step, extra_G: NULL or, for the
- * rows bb->rows of `in` after prepare(in), a further inner gradient to add to
- * g (n_rows x dim). -> dw: n values dJ_out/dw_k, *j_out = J_out at the look-ahead.
- *   g = grad_Theta J_in(Theta) (til_batch_grad with w, + extra_G)
+ * reg: the L2 coefficient, beta: the look-ahead step, extra: NULL or a
+ * further inner term's gradient w.r.t. item representations, slots into `in`
+ * (til_rep_grad, til_train.h; TIL-MI's gamma dL_c/dV), carried to the
+ * parameters by the backbone's backward. -> dw: n values dJ_out/dw_k, *j_out =
+ * J_out at the look-ahead.
+ *   g = grad_Theta J_in(Theta) (til_batch_grad with w and extra)
  *   Theta~ = Theta - beta g, in place on those parameter rows (put back bit
  *     for bit before returning, also on error)
  *   G_out = grad_Theta J_out(Theta~) (til_batch_grad, plain BPR, reg 0); J_out
@@ -200,8 +217,9 @@ void til_tilm_inspect(const til_method *m, til_tilm_view *v);
  * prepared for `in` and forward(in) done; sb's per-triplet buffers and G are
  * clobbered. */
 struct til_step_buf;
+struct til_rep_grad;
 int til_tilm_meta_generic(til_backbone *bb, const til_batch *in, const float *w, const til_batch *out, double reg,
-                          double beta, const float *extra_G, int threads, struct til_step_buf *sb, float *dw,
-                          double *j_out, til_err *e);
+                          double beta, const struct til_rep_grad *extra, int threads, struct til_step_buf *sb,
+                          float *dw, double *j_out, til_err *e);
 
 #endif
