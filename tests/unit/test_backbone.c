@@ -7,7 +7,9 @@
  * and a model file scored through til_scorer_from_model; the jvp ops
  * (LightGCN's propagation, NeuMF's score_jvp) against finite differences and
  * their transposes against backward, and TIL's meta-gradient on both against
- * the double oracle of meta_ref.h. */
+ * the double oracle of meta_ref.h; TIL-MI with the clustering loss (gamma > 0)
+ * on MF (every meta path), LightGCN and NeuMF: dJ_out/dLambda and the step's
+ * G against that oracle with gamma L_c in J_in (ref_mi_check). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -487,6 +489,83 @@ TEST(lightgcn_meta_grad_fd)
     til_inter_free(&t);
 }
 
+static void lgcn_reps_ref(void *ctx, const double *P, double *F)
+{
+    lgref *r = ctx;
+    prop_ref(r->A, r->L, P, F);
+}
+
+/* TIL-MI with the clustering loss on LightGCN (L_c on the propagated item
+ * representations, through backward): dJ_out/dLambda and the step's G against
+ * the double oracle, threads (meta_ref.h ref_mi_check) */
+TEST(lightgcn_til_mi_gamma)
+{
+    til_inter t;
+    make_train(&t);
+    static double A[N][N];
+    dense_ahat(&t, A);
+    float P[N * D];
+    til_init_xavier(P, N, D, 3, 0);
+    for (int q = 0; q < N * D; q++)
+        P[q] *= 3; /* scores not flat, representations not far from every center */
+    til_batch in = {NB, BU, BI, BJ}, b0 = {OB, OU, OI, OJ};
+    for (int L = 1; L <= 2; L++) {
+        til_backbone bb;
+        til_step_buf sb;
+        if (lgcn_make(&bb, &sb, &t, L, P))
+            break;
+        lgref r = {A, L};
+        ref_mi_check(L == 1 ? "lightgcn L=1" : "lightgcn L=2", &bb, &sb, &t, lgcn_scores_ref, lgcn_reps_ref, &r, &b0,
+                     &in, 5.0, 0);
+        til_step_buf_free(&sb);
+        til_backbone_free(&bb);
+    }
+    til_inter_free(&t);
+}
+
+/* MF: the parameter rows are the representations */
+static void mf_reps_ref(void *ctx, const double *P, double *F)
+{
+    (void)ctx;
+    memcpy(F, P, sizeof(double) * N * D);
+}
+
+static void mf_scores_ref(void *ctx, const double *P, const til_batch *b, double *sp, double *sn)
+{
+    (void)ctx;
+    ref_dot_scores(P, NU, D, b, sp, sn);
+}
+
+/* TIL-MI with the clustering loss on MF, on each meta-gradient path (auto:
+ * the float fast path, double: til_meta, generic: through til_rep_grad like
+ * the other backbones), against the same oracle as the other backbones */
+TEST(mf_til_mi_gamma)
+{
+    til_inter t;
+    make_train(&t);
+    float P[N * D];
+    til_init_xavier(P, N, D, 3, 0);
+    for (int q = 0; q < N * D; q++)
+        P[q] *= 3;
+    til_batch in = {NB, BU, BI, BJ}, b0 = {OB, OU, OI, OJ};
+    for (int path = 0; path < 3; path++) {
+        til_backbone bb;
+        til_step_buf sb;
+        til_err e;
+        if (til_mf_init(&bb, NU, NI, D, NB, &e) || til_step_buf_alloc(&sb, NB, D, &e)) {
+            CHECK(0, "init: %s", e.msg);
+            break;
+        }
+        memcpy(bb.param, P, sizeof P);
+        char what[32];
+        snprintf(what, sizeof what, "mf %s", til_tilm_meta_path_names[path]);
+        ref_mi_check(what, &bb, &sb, &t, mf_scores_ref, mf_reps_ref, NULL, &b0, &in, 5.0, path);
+        til_step_buf_free(&sb);
+        til_backbone_free(&bb);
+    }
+    til_inter_free(&t);
+}
+
 /* ------------------------------------------------------------------ NeuMF score_jvp and TIL meta-gradient */
 
 static int neumf_make(til_backbone *bb, til_step_buf *sb, float *P, uint64_t np)
@@ -614,15 +693,45 @@ TEST(neumf_meta_grad_fd)
     free(P), free(P0), free(Pd);
 }
 
+/* NeuMF's representations: its embedding rows [GMF | MLP] themselves */
+static void neumf_reps_ref(void *ctx, const double *P, double *F)
+{
+    (void)ctx;
+    memcpy(F, P, sizeof(double) * N * ND);
+}
+
+/* TIL-MI with the clustering loss on NeuMF (L_c on the whole [GMF | MLP] item
+ * rows; the tower gets no L_c gradient) against the double oracle */
+TEST(neumf_til_mi_gamma)
+{
+    uint64_t tower = til_neumf_tower_size(ND), np = N + (tower + ND - 1) / ND;
+    float *P = calloc(np * ND, 4);
+    til_backbone bb;
+    til_step_buf sb;
+    til_inter t;
+    make_train(&t);
+    if (neumf_make(&bb, &sb, P, np) == 0) {
+        til_batch in = {NB, BU, BI, BJ}, b0 = {OB, OU, OI, OJ};
+        ref_mi_check("neumf", &bb, &sb, &t, neumf_scores_ref, neumf_reps_ref, NULL, &b0, &in, 5.0, 0);
+        til_step_buf_free(&sb);
+        til_backbone_free(&bb);
+    }
+    til_inter_free(&t);
+    free(P);
+}
+
 int main(void)
 {
     RUN(lightgcn_propagation_matches_dense);
     RUN(lightgcn_bpr_backward_fd);
     RUN(lightgcn_jvp);
     RUN(lightgcn_meta_grad_fd);
+    RUN(lightgcn_til_mi_gamma);
+    RUN(mf_til_mi_gamma);
     RUN(neumf_bpr_backward_fd);
     RUN(neumf_score_jvp);
     RUN(neumf_meta_grad_fd);
+    RUN(neumf_til_mi_gamma);
     RUN(neumf_scorer_matches_pair_reference_and_model_file);
     return unit_end();
 }

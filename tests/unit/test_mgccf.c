@@ -7,7 +7,8 @@
  * batch-restricted forward equal to the full one on the batch's rows; the
  * jvp (embedding and weight directions) against central differences of the
  * double reference, its transpose against backward, and TIL's meta-gradient
- * on MGCCF against the double oracle of meta_ref.h. */
+ * on MGCCF against the double oracle of meta_ref.h, also for TIL-MI with the
+ * clustering loss (ref_mi_check). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -576,6 +577,30 @@ TEST(mgccf_meta_grad_fd)
     til_inter_free(&t);
 }
 
+static void mg_reps_ref(void *ctx, const double *P, double *F) { ref_forward(ctx, P, F); }
+
+/* TIL-MI with the clustering loss on MGCCF (L_c on f, through its tanh's and
+ * weight rows) against the double oracle (meta_ref.h ref_mi_check) */
+TEST(mgccf_til_mi_gamma)
+{
+    til_inter t;
+    make_tiny(&t);
+    til_backbone bb;
+    til_step_buf sb;
+    static float P[NP * D];
+    if (jv_make(&bb, &sb, &t, P)) {
+        til_inter_free(&t);
+        return;
+    }
+    static ref_graph g;
+    ref_graph_make(&g, &t, &bb);
+    til_batch in = {NB, BU, BI, BJ}, b0 = {OB, OU, OI, OJ};
+    ref_mi_check("mgccf", &bb, &sb, &t, mg_scores_ref, mg_reps_ref, &g, &b0, &in, 5.0, 0);
+    til_step_buf_free(&sb);
+    til_backbone_free(&bb);
+    til_inter_free(&t);
+}
+
 int main(void)
 {
     RUN(knn_matches_brute_force);
@@ -583,6 +608,7 @@ int main(void)
     RUN(mgccf_threads_same_bits);
     RUN(mgccf_jvp);
     RUN(mgccf_meta_grad_fd);
+    RUN(mgccf_til_mi_gamma);
     RUN(mgccf_registry);
     return unit_end();
 }
