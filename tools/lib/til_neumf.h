@@ -18,8 +18,10 @@
  * tower is not regularized. Init: embeddings Xavier-uniform per table (the
  * trainer's), W1, W2, wp Xavier-uniform, biases 0.
  *
- * TIL methods: the state vectors use U, V = the whole rows [GMF | MLP] (the
- * representations the head scores). jvp is the identity on the embedding
+ * TIL methods: the state vectors, the item clusters and til-mi's clustering
+ * loss use U, V = the whole rows [GMF | MLP] (the representations the head
+ * scores; the loss's gradient enters through backward's dQi/dQj, so it lands
+ * on the item rows and never on the tower). jvp is the identity on the embedding
  * rows (the tower moves no representation); score_jvp is the forward-mode
  * derivative of the head (pair_jvp: through both halves, the ReLUs and every
  * tower weight), so the meta-gradient's per-triplet terms <G_out, grad l_k>
