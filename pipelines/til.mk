@@ -131,7 +131,7 @@ res_method = $(word 2,$(subst ., ,$(notdir $1)))
 runs_of = $(foreach c,$(call cfgs_of,$(call res_method,$1)),$(foreach s,$(SEED_LIST),$(OUT)/$(call res_ds,$1)/$(call res_bb,$1)/$(call res_method,$1)/$(c)/s$(s)))
 
 $(OUT)/%.results: $$(addsuffix .valid.tsv,$$(call runs_of,$$*)) $$(addsuffix .test.tsv,$$(call runs_of,$$*)) pipelines/select.sh
-	pipelines/select.sh $(OUT)/$(call res_ds,$*)/$(call res_bb,$*)/$(call res_method,$*) > $@.tmp && mv $@.tmp $@
+	pipelines/select.sh $(filter %.valid.tsv,$^) > $@.tmp && mv $@.tmp $@
 
 # ---- user-facing names: <ds>.<method>.results, <ds>.<bb>.<method>.results,
 #      <ds>.noisy-X.<method>.results, <ds>.noisy-X.<bb>.<method>.results ----

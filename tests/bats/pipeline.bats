@@ -72,3 +72,22 @@ setup() {
     [ "$(grep -c '^rating(u,i)=[45]' "$OUT/fig4.tsv")" -eq 2 ]
     [ "$(head -c 4 "$OUT/fig4.png" | od -An -c | tr -d ' ')" = "211PNG" ]
 }
+
+@test "pipeline: selection reads only the grid's runs (a stray configuration directory is ignored)" {
+    mk "$OUT/demo/mf.bpr.results" >/dev/null 2>&1
+    cp "$OUT/demo/mf.bpr.results" "$BATS_TEST_TMPDIR/before"
+    # an unfinished run of another grid, and a better-looking one without its test file
+    mkdir -p "$OUT/demo/mf/bpr/lr9e-9_reg9e-9" "$OUT/demo/mf/bpr/lr8e-8_reg8e-8"
+    head -1 "$(ls "$OUT"/demo/mf/bpr/*/s1.valid.tsv | head -1)" > "$OUT/demo/mf/bpr/lr8e-8_reg8e-8/s1.valid.tsv"
+    printf 'demo\tmf\tbpr\t1\trecall\t20\t0.999\n' >> "$OUT/demo/mf/bpr/lr8e-8_reg8e-8/s1.valid.tsv"
+    rm "$OUT/demo/mf.bpr.results"
+    run mk "$OUT/demo/mf.bpr.results"
+    [ "$status" -eq 0 ]
+    cmp "$BATS_TEST_TMPDIR/before" "$OUT/demo/mf.bpr.results"
+    # select.sh itself: only the files named count; a missing test file is an error
+    run "$ROOT/pipelines/select.sh" "$OUT/demo/mf/bpr/lr8e-8_reg8e-8/s1.valid.tsv"
+    [ "$status" -eq 1 ]
+    [[ "$output" == *"s1.test.tsv: missing"* ]]
+    run "$ROOT/pipelines/select.sh"
+    [ "$status" -eq 2 ]
+}
