@@ -543,6 +543,11 @@ static inline double inv1p_row(float *restrict u, const float *restrict dr, int 
             u[k + l] = 1.0f / (1.0f + dr[k + l]);
             s[l] += u[k + l];
         }
+    for (; k + FW / 2 <= K; k += FW / 2)
+        for (int l = 0; l < FW / 2; l++) {
+            u[k + l] = 1.0f / (1.0f + dr[k + l]);
+            s[l] += u[k + l];
+        }
     double t = lane_sum(s);
     for (; k < K; k++) {
         u[k] = 1.0f / (1.0f + dr[k]);
@@ -633,6 +638,14 @@ static inline double kl_row(float *restrict cr, const float *restrict t, const f
             cr[k + l] = c;
             S[l] += c;
         }
+    for (; k + FW / 2 <= K; k += FW / 2) /* a half chunk (K = 60: 7 x 8 + 4) into lanes 0..3 */
+        for (int l = 0; l < FW / 2; l++) {
+            float tk = t[k + l], qk = q[k + l];
+            L[l] += tk * til_logf_fast(tk / floor_1e30(qk));
+            float c = cf * (tk - qk) * u[k + l];
+            cr[k + l] = c;
+            S[l] += c;
+        }
     double Lr = lane_sumf(L);
     float s = lane_sumf(S);
     for (; k < K; k++) {
@@ -691,23 +704,22 @@ static inline void col_addd(double *restrict f, const double *restrict g, int K)
 
 /* argmax_k q_k, ties: lower k, NaN never chosen unless q_0 is NaN (then 0):
  * til_dec_assign's rule. The maximum by FW lanes (a serial compare-and-move
- * chain costs a load latency per element), then the first k that reaches it. */
+ * chain costs a load latency per element), then the first k that reaches it
+ * (tracking the index in the lanes too was slower: gcc keeps them in memory). */
 static inline uint32_t argmax_row(const float *restrict q, int K)
 {
     float mx = q[0];
     if (!(mx == mx))
         return 0;
+    float m[FW]; /* every lane starts at q_0: a NaN element never enters a lane */
+    for (int l = 0; l < FW; l++)
+        m[l] = mx;
     int k = 0;
-    if (K >= FW) {
-        float m[FW];
+    for (; k + FW <= K; k += FW)
         for (int l = 0; l < FW; l++)
-            m[l] = q[l];
-        for (k = FW; k + FW <= K; k += FW)
-            for (int l = 0; l < FW; l++)
-                m[l] = q[k + l] > m[l] ? q[k + l] : m[l];
-        for (int l = 0; l < FW; l++)
-            mx = m[l] > mx ? m[l] : mx;
-    }
+            m[l] = q[k + l] > m[l] ? q[k + l] : m[l];
+    for (int l = 0; l < FW; l++)
+        mx = m[l] > mx ? m[l] : mx;
     for (; k < K; k++)
         mx = q[k] > mx ? q[k] : mx;
     for (k = 0; k < K; k++)
@@ -743,6 +755,7 @@ typedef struct {
     int d, K;
     const float *C, *cc;
     double tau;
+    void *mem; /* the call's one allocation (fdec_alloc) */
     float *ws; /* per part: DEC_BLOCK x (2d + 4K) + K */
     size_t ws_part;
     /* soft */
@@ -818,10 +831,22 @@ static void fsoft_part(void *ctx, int part, uint64_t blo, uint64_t bhi)
     }
 }
 
-static float *fdec_alloc(fdec_ctx *c, int parts, til_err *e)
+/* One allocation per call: n_dbl doubles (*dbl), then the per-part workspaces
+ * (c->ws), then n_flt floats (*flt, when non-NULL). Separate blocks of a few
+ * hundred KB each went to mmap and back every call (page faults: ~10 % of a
+ * loss call's time). Freed with free(c->mem). */
+static int fdec_alloc(fdec_ctx *c, int parts, size_t n_dbl, double **dbl, size_t n_flt, float **flt, til_err *e)
 {
     c->ws_part = (size_t)DEC_BLOCK * (2 * (size_t)c->d + 4 * (size_t)c->K) + (size_t)c->K;
-    return c->ws = til_malloc((size_t)parts, c->ws_part * sizeof(float), e);
+    size_t nf = (size_t)parts * c->ws_part + n_flt;
+    if (!(c->mem = til_malloc(1, n_dbl * sizeof(double) + nf * sizeof(float), e)))
+        return -1;
+    if (dbl)
+        *dbl = c->mem;
+    c->ws = (float *)((double *)c->mem + n_dbl);
+    if (flt)
+        *flt = c->ws + (size_t)parts * c->ws_part;
+    return 0;
 }
 
 static void fdec_norms(fdec_ctx *c, float *cc)
@@ -839,10 +864,10 @@ int til_dec_soft_fast(const float *X, const uint32_t *rows, uint64_t n, int d, c
     fdec_ctx c = {.X = X, .rows = rows, .n = n, .d = d, .K = K, .C = centers, .tau = tau, .Qm = Qm};
     float cc[TIL_CLUSTER_MAXK];
     fdec_norms(&c, cc);
-    if (!fdec_alloc(&c, threads, e))
+    if (fdec_alloc(&c, threads, 0, NULL, 0, NULL, e))
         return til_errctx(e, "DEC soft assignment");
     til_par_for(threads, (n + DEC_BLOCK - 1) / DEC_BLOCK, fsoft_part, &c);
-    free(c.ws);
+    free(c.mem);
     return 0;
 }
 
@@ -863,10 +888,8 @@ int til_dec_refresh_fast(const float *X, uint64_t n, int d, const float *centers
     fdec_ctx c = {.X = X, .n = n, .d = d, .K = K, .C = centers, .tau = tau, .Qm = T, .memb = memb};
     float cc[TIL_CLUSTER_MAXK], invf[TIL_CLUSTER_MAXK];
     fdec_norms(&c, cc);
-    if (!(c.fb = til_malloc(nb ? nb : 1, (size_t)K * sizeof *c.fb, e)) || !fdec_alloc(&c, threads, e)) {
-        free(c.fb);
+    if (fdec_alloc(&c, threads, nb * (size_t)K, &c.fb, 0, NULL, e))
         return til_errctx(e, "DEC refresh");
-    }
     /* 1. Q into T, memberships, per-block column sums */
     til_par_for(threads, nb, fsoft_part, &c);
     /* 2. f_k = sum_i Q_ik, reduced in block order; T from Q in place */
@@ -877,8 +900,7 @@ int til_dec_refresh_fast(const float *X, uint64_t n, int d, const float *centers
         invf[k] = (float)(1.0 / f[k]);
     c.invf = invf;
     til_par_for(threads, n, ftarget_part, &c);
-    free(c.fb);
-    free(c.ws);
+    free(c.mem);
     return 0;
 }
 
@@ -934,13 +956,10 @@ static int dec_loss_grad(const float *X, const uint32_t *rows, uint64_t n, int d
                   .cf = (float)((tau + 1) / tau * norm * scale), .gXb = gXr};
     float cc[TIL_CLUSTER_MAXK];
     fdec_norms(&c, cc);
-    int rc = -1;
-    c.Lb = til_malloc(nb ? nb : 1, sizeof *c.Lb, e);
-    if (!c.Lb || !fdec_alloc(&c, threads, e) ||
-        (gC && !(c.gCb = til_malloc(nb ? nb : 1, (size_t)K * d * sizeof(float), e)))) {
-        til_errctx(e, "DEC loss");
-        goto out;
-    }
+    if (fdec_alloc(&c, threads, nb, &c.Lb, gC ? nb * (size_t)K * d : 0, &c.gCb, e))
+        return til_errctx(e, "DEC loss");
+    if (!gC)
+        c.gCb = NULL;
     til_par_for(threads, nb, floss_part, &c);
     /* reductions in block order: the same bits for any thread count */
     double L = 0;
@@ -950,12 +969,8 @@ static int dec_loss_grad(const float *X, const uint32_t *rows, uint64_t n, int d
         for (uint64_t b = 0; b < nb; b++)
             acc_row(gC, c.gCb + b * (size_t)K * d, K * d);
     *loss = L * norm;
-    rc = 0;
-out:
-    free(c.Lb);
-    free(c.ws);
-    free(c.gCb);
-    return rc;
+    free(c.mem);
+    return 0;
 }
 
 int til_dec_loss_grad_fast(const float *X, const uint32_t *rows, uint64_t n, int d, const float *centers, int K,
