@@ -381,6 +381,8 @@ static int tilm_before_grad(til_method *m, const til_batch *b, til_err *e)
     return rc;
 }
 
+static inline void f_ax(float *restrict g, float a, const float *restrict x, int d);
+
 static int tilm_after_grad(til_method *m, const til_batch *b, double *loss, til_err *e)
 {
     (void)b, (void)e;
@@ -390,9 +392,8 @@ static int tilm_after_grad(til_method *m, const til_batch *b, double *loss, til_
     int d = t->d;
     double lc = t->lc; /* computed in before_grad at the same Theta and Phi */
     float *G = m->env.sb->G;
-    for (uint64_t r = 0; r < t->nbi; r++)
-        for (int q = 0; q < d; q++)
-            G[t->bgidx[r] * d + q] += t->gXc[r * d + q];
+    for (uint64_t r = 0; r < t->nbi; r++) /* G + 1 * g: G + g bit for bit, in 16-wide chunks */
+        f_ax(G + t->bgidx[r] * d, 1.0f, t->gXc + r * d, d);
     *loss += t->o.gamma * lc;
     t->lc_sum += lc;
     t->lc_n++;
