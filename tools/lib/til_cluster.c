@@ -789,7 +789,10 @@ static inline void prefetch_span(const void *p, size_t bytes)
 
 /* the block's rows, contiguous: X itself when there is no row list, else copied
  * into Xb. Listed rows are scattered over the table: their lines (and their T
- * rows, when the loss will read them) are prefetched ahead. */
+ * rows, read only after the block's sgemm, too late for out-of-order execution
+ * to overlap the misses) are prefetched ahead: loss+grad on 7000 of 40981 rows
+ * 4.55 -> 3.35 ms. (Prefetching in the TIL per-triplet passes was tried and did
+ * not gain: their loads overlap already.) */
 static const float *gather(const fdec_ctx *c, uint64_t lo, int m, float *Xb)
 {
     const int d = c->d;
