@@ -14,7 +14,6 @@
 #include "til_method.h"
 #include "til_rng.h"
 #include "til_sampler.h"
-#include "til_state.h"
 #include "til_tilm.h"
 #include "til_train.h"
 #include "unit.h"
@@ -297,39 +296,6 @@ TEST(fast_extra_rows_equal_callback)
     fx_free(&f);
 }
 
-/* the inner scores from til_state_build_x, handed to the fast path (x_in),
- * give the same bits as the fast path computing them itself */
-TEST(fast_x_in_from_state_build)
-{
-    fx f;
-    til_err e;
-    CHECK(fx_init(&f, "bpr", 0) == 0, "setup");
-    til_batch in = {NB, f.trip.u, f.trip.i, f.trip.j}, out = {NB - 3, f.trip.u + 5, f.trip.i + 5, f.trip.j + 5};
-    float w[NB], dw0[NB], dw1[NB], x[NB], S[NB * 2 * D], S0[NB * 2 * D], eta[NU * D];
-    for (int k = 0; k < NB; k++)
-        w[k] = 0.9f - 0.1f * (float)k;
-    for (int q = 0; q < NU * D; q++)
-        eta[q] = 0.01f * (float)(q % 7);
-    const float *P = f.bb.param, *Q = f.bb.param + NU * D;
-    til_state_build(D, NB, in.u, in.i, in.j, P, Q, eta, NULL, NULL, 1.0f, S0);
-    til_state_build_x(D, NB, in.u, in.i, in.j, P, Q, eta, NULL, NULL, 1.0f, S, x);
-    CHECK(!memcmp(S, S0, sizeof S), "til_state_build_x changed the states");
-    til_tilm_fast fa;
-    CHECK(til_tilm_fast_init(&fa, NU, NI, D, NB, &e) == 0, "fast ws");
-    for (int same = 0; same < 2; same++) {
-        const til_batch *ob = same ? &in : &out;
-        double j0, j1;
-        fa.x_in = NULL;
-        CHECK(til_tilm_meta_dw_fast(&fa, P, Q, &in, w, ob, 0.3, f.c.reg, NULL, NULL, dw0, &j0, &e) == 0, "fast");
-        fa.x_in = x;
-        CHECK(til_tilm_meta_dw_fast(&fa, P, Q, &in, w, ob, 0.3, f.c.reg, NULL, NULL, dw1, &j1, &e) == 0, "x_in");
-        CHECK(!memcmp(dw0, dw1, sizeof dw0) && j0 == j1, "x_in from the state build differs (outer %s)",
-              same ? "same" : "fresh");
-    }
-    til_tilm_fast_free(&fa);
-    fx_free(&f);
-}
-
 /* til-mi after_grad adds gamma * d/dq (mean KL over the batch's items) into G's item rows */
 TEST(cluster_loss_into_G)
 {
@@ -437,7 +403,6 @@ int main(void)
     RUN(meta_grad_fd_til_mi_double);
     RUN(fast_equals_til_meta);
     RUN(fast_extra_rows_equal_callback);
-    RUN(fast_x_in_from_state_build);
     RUN(generic_equals_til_meta);
     RUN(cluster_loss_into_G);
     RUN(meta_holdout_split_and_sampler);

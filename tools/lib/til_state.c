@@ -1,7 +1,6 @@
 /* til_state: principal interest eta_u and Uni/Multi-Interest triplet states. */
 #include "til_state.h"
 
-#include "til_device.h"
 #include "til_par.h"
 
 /* eta_u = (1/|I_u|) sum_{v in I_u} q_v, summed in double, 64 columns at a time
@@ -95,9 +94,9 @@ static inline void state_row(int d, const float *restrict p, const float *restri
     }
 }
 
-static void state_build(int d, int n, const uint32_t *u, const uint32_t *i, const uint32_t *j, const float *P,
-                        const float *Q, const float *eta, const float *centers, const uint32_t *memb, float alpha,
-                        float *S, float *x)
+void til_state_build(int d, int n, const uint32_t *u, const uint32_t *i, const uint32_t *j, const float *P,
+                     const float *Q, const float *eta, const float *centers, const uint32_t *memb, float alpha,
+                     float *S)
 {
     int multi = centers && memb && alpha != 0;
     for (int k = 0; k < n; k++) {
@@ -108,21 +107,5 @@ static void state_build(int d, int n, const uint32_t *u, const uint32_t *i, cons
         const float *mi = multi ? centers + (size_t)memb[i[k]] * d : NULL;
         const float *mj = multi ? centers + (size_t)memb[j[k]] * d : NULL;
         state_row(d, p, e, qi, qj, mi, mj, alpha, si, sj);
-        if (x) /* while the rows are in L1 */
-            x[k] = til_dot_hd(p, qi, d) - til_dot_hd(p, qj, d);
     }
-}
-
-void til_state_build(int d, int n, const uint32_t *u, const uint32_t *i, const uint32_t *j, const float *P,
-                     const float *Q, const float *eta, const float *centers, const uint32_t *memb, float alpha,
-                     float *S)
-{
-    state_build(d, n, u, i, j, P, Q, eta, centers, memb, alpha, S, NULL);
-}
-
-void til_state_build_x(int d, int n, const uint32_t *u, const uint32_t *i, const uint32_t *j, const float *P,
-                       const float *Q, const float *eta, const float *centers, const uint32_t *memb, float alpha,
-                       float *S, float *x)
-{
-    state_build(d, n, u, i, j, P, Q, eta, centers, memb, alpha, S, x);
 }

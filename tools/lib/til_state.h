@@ -41,11 +41,4 @@ void til_state_build(int d, int n, const uint32_t *u, const uint32_t *i, const u
                      const float *Q, const float *eta, const float *centers, const uint32_t *memb, float alpha,
                      float *S);
 
-/* til_state_build, and x[k] = til_dot(p_u, q_i) - til_dot(p_u, q_j) (the MF
- * score difference at these P, Q: the same bits as the trainer's head and the
- * TIL fast path compute), taken while the rows are loaded for the state. */
-void til_state_build_x(int d, int n, const uint32_t *u, const uint32_t *i, const uint32_t *j, const float *P,
-                       const float *Q, const float *eta, const float *centers, const uint32_t *memb, float alpha,
-                       float *S, float *x);
-
 #endif

@@ -100,7 +100,6 @@ typedef struct tilm {
     til_tilm_fast fast;
     float *S;        /* B x 2d states */
     float *w;        /* B weights of the step */
-    float *xin;      /* B: the inner scores x_k from the state build (MF fast path) */
     float *dw;       /* B */
     float *eta;      /* n_users x d */
     int clustered;   /* cluster terms active (after pretraining) */
@@ -136,7 +135,7 @@ static void tilm_free(til_method *m)
     til_tilm_fast_free(&t->fast);
     free(t->lam.m);
     free(t->phi.m);
-    void *p[] = {t->gL, t->S, t->w, t->xin, t->dw, t->eta, t->centers, t->gC, t->memb, t->T, t->bitems, t->bpos,
+    void *p[] = {t->gL, t->S, t->w, t->dw, t->eta, t->centers, t->gC, t->memb, t->T, t->bitems, t->bpos,
                  t->bgidx, t->stamp, t->Xc, t->gXc, t->ou, t->wst, t->held_user};
     for (size_t k = 0; k < sizeof p / sizeof *p; k++)
         free(p[k]);
@@ -236,12 +235,10 @@ static int meta_grad(til_method *m, const til_batch *b, float *gL, til_err *e)
     const til_train_cfg *c = m->env.c;
     uint64_t step = m->env.adam->t;
     int n = (int)b->n, d = t->d;
-    /* 1. states and weights with the current Lambda; for the MF fast path the
-     *    inner scores too, while the state build has the rows loaded */
+    /* 1. states and weights with the current Lambda */
     int multi = t->variant != TIL_TILM_UI && t->clustered;
-    int fastp = t->o.meta_path == TIL_META_PATH_AUTO && !strcmp(bb->ops->name, "mf");
-    til_state_build_x(d, n, b->u, b->i, b->j, bb->U, bb->V, t->eta, multi ? t->centers : NULL,
-                      multi ? t->memb : NULL, (float)t->o.alpha, t->S, fastp ? t->xin : NULL);
+    til_state_build(d, n, b->u, b->i, b->j, bb->U, bb->V, t->eta, multi ? t->centers : NULL,
+                    multi ? t->memb : NULL, (float)t->o.alpha, t->S);
     til_wnet_forward(&t->net, &t->wc, t->S, n, t->w);
     /* 2. the outer batch and dJ_out/dLambda at the look-ahead */
     til_batch out = *b;
@@ -309,11 +306,7 @@ static int meta_grad(til_method *m, const til_batch *b, float *gL, til_err *e)
         else
             memcpy(wu, t->wc.w, (size_t)n * sizeof *wu);
         t->fast.extra_row = cluster_loss_on(t) ? dec_extra_row : NULL;
-        t->fast.x_in = t->xin; /* P, Q unchanged since the state build (the outer rows' catch-up
-                                  leaves the inner batch's rows, already current, alone) */
-        int rc = til_tilm_meta_dw_fast(&t->fast, bb->U, bb->V, b, wu, &out, t->beta, c->reg, NULL, t, t->dw, &jout, e);
-        t->fast.x_in = NULL;
-        if (rc)
+        if (til_tilm_meta_dw_fast(&t->fast, bb->U, bb->V, b, wu, &out, t->beta, c->reg, NULL, t, t->dw, &jout, e))
             return -1;
         if (t->o.weight_norm)
             til_wnorm_backward(t->wc.w, n, t->dw, t->dw);
@@ -698,8 +691,7 @@ int til_tilm_create(til_method *m, int variant, const til_tilm_opts *o, til_err 
     t->wc.threads = c->threads;
     t->fast.threads = c->threads;
     if (!(t->gL = til_malloc(t->net.n_params, sizeof(float), e)) || !(t->S = til_malloc(B * 2 * d, sizeof(float), e)) ||
-        !(t->w = til_malloc(B, sizeof(float), e)) ||
-        !(t->xin = til_malloc(B, sizeof(float), e)) || !(t->dw = til_malloc(B, sizeof(float), e)) ||
+        !(t->w = til_malloc(B, sizeof(float), e)) || !(t->dw = til_malloc(B, sizeof(float), e)) ||
         !(t->eta = til_calloc(nu * d, sizeof(float), e)) || !(t->stamp = til_calloc(ni, sizeof(uint32_t), e)) ||
         !(t->bpos = til_calloc(ni, sizeof(uint32_t), e)) ||
         !(t->bitems = til_malloc(3 * B, sizeof(uint32_t), e)) || !(t->bgidx = til_malloc(3 * B, sizeof(uint64_t), e)) ||
@@ -859,14 +851,9 @@ static void f_inner_part(void *ctx, int part, uint64_t lo, uint64_t hi)
         int32_t su = f->slot[in->u[k]], si = f->slot[nu + in->i[k]], sj = f->slot[nu + in->j[k]];
         if ((su & si & sj) < 0)
             continue;
-        float x;
-        if (f->x_in) {
-            x = f->x_in[k];
-        } else {
-            const float *p = j->P + (uint64_t)in->u[k] * d, *qi = j->Q + (uint64_t)in->i[k] * d,
-                        *qj = j->Q + (uint64_t)in->j[k] * d;
-            x = fdot(p, qi, d) - fdot(p, qj, d);
-        }
+        const float *p = j->P + (uint64_t)in->u[k] * d, *qi = j->Q + (uint64_t)in->i[k] * d,
+                    *qj = j->Q + (uint64_t)in->j[k] * d;
+        float x = fdot(p, qi, d) - fdot(p, qj, d);
         f->sp[k] = -til_sigmoid(-x);
     }
 }

@@ -165,10 +165,6 @@ typedef struct til_tilm_fast {
      * to its gradient, the same bits as a callback adding them in double) or
      * NULL for none. TIL-MI's DEC gradient, computed once per step. */
     const float *(*extra_row)(void *ctx, uint32_t item);
-    /* NULL (init), or the inner batch's score differences x_k = p_u . q_i -
-     * p_u . q_j at P, Q (til_state_build_x: the same bits), used instead of
-     * recomputing them (a second pass over the batch's scattered rows). */
-    const float *x_in;
 } til_tilm_fast;
 int til_tilm_fast_init(til_tilm_fast *f, uint32_t n_users, uint32_t n_items, int d, uint64_t batch, til_err *e);
 void til_tilm_fast_free(til_tilm_fast *f);
