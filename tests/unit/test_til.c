@@ -576,6 +576,109 @@ TEST(dec_and_kmeans_fast_paths_match_reference)
         free(g[q]);
 }
 
+/* til_logf_fast against log() in double; the special values the DEC loss relies on */
+TEST(logf_fast_accuracy)
+{
+    double worst = 0;
+    float wx = 0;
+    for (int q = 0; q <= 600000; q++) {
+        /* log-spaced over [1e-30, 1e30], plus a dense sweep around 1 */
+        float x = q <= 400000 ? (float)pow(10.0, -30 + 60.0 * q / 400000) : 1.0f + (float)(q - 500000) * 1e-6f;
+        double ex = log((double)x), err = fabs((double)til_logf_fast(x) - ex) / (3e-7 + 3e-7 * fabs(ex));
+        if (err > worst) {
+            worst = err;
+            wx = x;
+        }
+    }
+    CHECK(worst <= 1, "til_logf_fast off by %g x tolerance at %.9g (%.9g vs %.9g)", worst, wx, til_logf_fast(wx),
+          log(wx));
+    float z = til_logf_fast(0.0f), sub = til_logf_fast(1e-40f), inf = til_logf_fast(INFINITY);
+    CHECK(isfinite(z) && fabsf(z + 88.0296919f) < 1e-4f && 0.0f * z == 0.0f && isfinite(sub),
+          "til_logf_fast(0) = %g, (1e-40) = %g: the DEC loss needs them finite", z, sub);
+    CHECK(isnan(inf) && isnan(til_logf_fast(NAN)), "til_logf_fast(inf / NaN) should be NaN");
+}
+
+/* til_dec_refresh_fast (Q, T and memberships in one pass) against til_dec_soft /
+ * til_dec_target (double) and til_dec_assign on til_dec_soft_fast's Q; ties
+ * between duplicated centers; the loss near equilibrium (T the target of Q at the
+ * same centers: a small KL from large cancelling terms); til_dec_loss_grad_rows_fast
+ * against til_dec_loss_grad_fast; all thread-count independent */
+TEST(dec_refresh_and_rows_fast)
+{
+    til_rng r;
+    til_rng_seed(&r, 47, 0);
+    const int nt = 900, n = 700, d = 64, K = 60;
+    float *X = malloc((size_t)nt * d * sizeof *X), *C = malloc((size_t)K * d * sizeof *C);
+    float *Q = malloc((size_t)nt * K * sizeof *Q), *Qf = malloc((size_t)nt * K * sizeof *Qf);
+    float *T = malloc((size_t)nt * K * sizeof *T), *T1 = malloc((size_t)nt * K * sizeof *T1),
+          *T3 = malloc((size_t)nt * K * sizeof *T3);
+    float *gX = calloc((size_t)nt * d, sizeof *gX), *gS = calloc((size_t)nt * d, sizeof *gS);
+    float *gR1 = malloc((size_t)n * d * sizeof *gR1), *gR3 = malloc((size_t)n * d * sizeof *gR3);
+    float gC[60 * 64], gC1[60 * 64], gC3[60 * 64];
+    uint32_t *rows = malloc((size_t)n * sizeof *rows), *m1 = malloc((size_t)nt * 4), *m3 = malloc((size_t)nt * 4),
+             *ma = malloc((size_t)nt * 4);
+    fill_normal(&r, X, (uint64_t)nt * d, 0.2);
+    for (int k = 0; k < K; k++)
+        for (int c = 0; c < d; c++)
+            C[k * d + c] = X[(size_t)(k * 13) * d + c] + 0.05f * (float)til_rng_normal(&r);
+    memcpy(C + 59 * d, C + 3 * d, (size_t)d * sizeof *C); /* centers 3 and 59 tie exactly */
+    for (int q = 0; q < n; q++)
+        rows[q] = (uint32_t)((q * 53) % 800); /* repeats */
+    til_err e = {0};
+    double taus[] = {1.0, 2.5};
+    for (int ti = 0; ti < 2; ti++) {
+        double tau = taus[ti];
+        CHECK(til_dec_refresh_fast(X, nt, d, C, K, tau, 1, T1, m1, &e) == 0 &&
+                  til_dec_refresh_fast(X, nt, d, C, K, tau, 3, T3, m3, &e) == 0,
+              "refresh: %s", e.msg);
+        CHECK(!memcmp(T1, T3, (size_t)nt * K * sizeof *T1) && !memcmp(m1, m3, (size_t)nt * 4),
+              "refresh differs between 1 and 3 threads");
+        til_dec_soft(X, NULL, nt, d, C, K, tau, 1, Q);
+        til_dec_target(Q, nt, K, T);
+        CHECK_CLOSE_F("refresh T vs double", T1, T, (uint64_t)nt * K, 2e-6, 1e-4);
+        CHECK(til_dec_soft_fast(X, NULL, nt, d, C, K, tau, 1, Qf, &e) == 0, "soft fast");
+        til_dec_assign(Qf, nt, K, ma);
+        int same = !memcmp(m1, ma, (size_t)nt * 4), tied = 0;
+        for (int i = 0; i < nt; i++)
+            tied += ma[i] == 3;
+        CHECK(same && tied > 0, "refresh memberships differ from til_dec_assign (or no tie exercised: %d)", tied);
+        /* the loss at the refresh's own centers: KL(T || Q) small */
+        for (int mean = 0; mean < 2; mean++) {
+            memset(gX, 0, (size_t)nt * d * sizeof *gX);
+            memset(gC, 0, sizeof gC);
+            double L = til_dec_loss_grad(X, rows, n, d, C, K, tau, T, mean, 0.5, NULL, NULL), Lf, L1, L3;
+            CHECK(til_dec_loss_grad_fast(X, rows, n, d, C, K, tau, T1, mean, 0.5, 1, gX, gC, &Lf, &e) == 0,
+                  "loss fast");
+            CHECK(fabs(Lf - L) <= 1e-4 * fabs(L) && L > 0 && L < 0.1 * (mean ? 1 : n),
+                  "tau %g mean %d near equilibrium: loss fast %.9g double %.9g", tau, mean, Lf, L);
+            /* row-list order, set: the same numbers as the table-shaped accumulation */
+            memset(gC1, 0, sizeof gC1);
+            memset(gC3, 0, sizeof gC3);
+            CHECK(til_dec_loss_grad_rows_fast(X, rows, n, d, C, K, tau, T1, mean, 0.5, 1, gR1, gC1, &L1, &e) == 0 &&
+                      til_dec_loss_grad_rows_fast(X, rows, n, d, C, K, tau, T1, mean, 0.5, 3, gR3, gC3, &L3, &e) ==
+                          0,
+                  "rows fast: %s", e.msg);
+            memset(gS, 0, (size_t)nt * d * sizeof *gS);
+            for (int q = 0; q < n; q++)
+                for (int c = 0; c < d; c++)
+                    gS[(size_t)rows[q] * d + c] += gR1[(size_t)q * d + c];
+            CHECK(L1 == Lf && L3 == Lf && !memcmp(gS, gX, (size_t)nt * d * sizeof *gX) &&
+                      !memcmp(gC1, gC, sizeof gC) && !memcmp(gC3, gC, sizeof gC) &&
+                      !memcmp(gR1, gR3, (size_t)n * d * sizeof *gR1),
+                  "tau %g mean %d: rows fast differs from til_dec_loss_grad_fast or between thread counts", tau,
+                  mean);
+            int eq = 1; /* a repeated row gets equal entries */
+            for (int q = 0; q < n && eq; q++)
+                for (int p = q + 1; p < n && eq; p++)
+                    if (rows[p] == rows[q])
+                        eq = !memcmp(gR1 + (size_t)p * d, gR1 + (size_t)q * d, (size_t)d * sizeof *gR1);
+            CHECK(eq, "repeated rows got different gradients");
+        }
+    }
+    free(X), free(C), free(Q), free(Qf), free(T), free(T1), free(T3), free(gX), free(gS), free(gR1), free(gR3);
+    free(rows), free(m1), free(m3), free(ma);
+}
+
 /* -------------------------------------------------------------- meta-grad */
 
 enum { NU = 5, NI = 7, D = 4, H = 4, NB = 6 };
@@ -768,6 +871,8 @@ int main(void)
     RUN(dec_soft_target_assign);
     RUN(dec_loss_gradients_finite_differences);
     RUN(dec_and_kmeans_fast_paths_match_reference);
+    RUN(logf_fast_accuracy);
+    RUN(dec_refresh_and_rows_fast);
     RUN(meta_dw_finite_differences);
     RUN(meta_dw_many_repeats);
     RUN(meta_lambda_finite_differences);

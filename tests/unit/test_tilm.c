@@ -245,6 +245,57 @@ TEST(fast_equals_til_meta)
     fx_free(&f);
 }
 
+/* til_tilm_fast.extra_row (float rows, TIL-MI's per-step DEC gradient) gives the
+ * same bits as the extra callback adding the same numbers in double */
+static float extra_rows_tab[NI * D];
+static void extra_const(void *ctx, int table, uint32_t row, const float *theta, int d, double *g)
+{
+    (void)ctx, (void)theta;
+    if (table == TIL_META_ITEM && row % 3 != 1)
+        for (int c = 0; c < d; c++)
+            g[c] += extra_rows_tab[row * d + c];
+}
+static const float *extra_const_row(void *ctx, uint32_t item)
+{
+    (void)ctx;
+    return item % 3 != 1 ? extra_rows_tab + item * D : NULL;
+}
+
+TEST(fast_extra_rows_equal_callback)
+{
+    fx f;
+    til_err e;
+    CHECK(fx_init(&f, "bpr", 0) == 0, "setup");
+    til_rng r;
+    til_rng_seed(&r, 77, 0);
+    for (int q = 0; q < NI * D; q++)
+        extra_rows_tab[q] = (float)(0.3 * til_rng_normal(&r));
+    til_batch in = {NB, f.trip.u, f.trip.i, f.trip.j}, out = {NB - 3, f.trip.u + 5, f.trip.i + 5, f.trip.j + 5};
+    float w[NB], dw_c[NB], dw_r[NB];
+    for (int k = 0; k < NB; k++)
+        w[k] = 0.9f - 0.1f * (float)k;
+    double jc, jr;
+    til_tilm_fast fa;
+    CHECK(til_tilm_fast_init(&fa, NU, NI, D, NB, &e) == 0, "fast ws");
+    const float *P = f.bb.param, *Q = f.bb.param + NU * D;
+    for (int same = 0; same < 2; same++) {
+        const til_batch *ob = same ? &in : &out;
+        fa.extra_row = NULL;
+        CHECK(til_tilm_meta_dw_fast(&fa, P, Q, &in, w, ob, 0.3, f.c.reg, extra_const, NULL, dw_c, &jc, &e) == 0,
+              "callback");
+        fa.extra_row = extra_const_row;
+        CHECK(til_tilm_meta_dw_fast(&fa, P, Q, &in, w, ob, 0.3, f.c.reg, NULL, NULL, dw_r, &jr, &e) == 0, "rows");
+        CHECK(!memcmp(dw_c, dw_r, sizeof dw_c) && jc == jr, "extra_row differs from the callback (outer %s)",
+              same ? "same" : "fresh");
+        float dw0[NB];
+        fa.extra_row = NULL;
+        CHECK(til_tilm_meta_dw_fast(&fa, P, Q, &in, w, ob, 0.3, f.c.reg, NULL, NULL, dw0, NULL, &e) == 0, "none");
+        CHECK(memcmp(dw0, dw_r, sizeof dw0) != 0, "the extra term changed nothing: not a test");
+    }
+    til_tilm_fast_free(&fa);
+    fx_free(&f);
+}
+
 /* til-mi after_grad adds gamma * d/dq (mean KL over the batch's items) into G's item rows */
 TEST(cluster_loss_into_G)
 {
@@ -351,6 +402,7 @@ int main(void)
     RUN(meta_grad_fd_til_ui_generic);
     RUN(meta_grad_fd_til_mi_double);
     RUN(fast_equals_til_meta);
+    RUN(fast_extra_rows_equal_callback);
     RUN(generic_equals_til_meta);
     RUN(cluster_loss_into_G);
     RUN(meta_holdout_split_and_sampler);

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "til_device.h"
 #include "til_par.h"
 #include "til_rng.h"
 
@@ -488,12 +489,39 @@ static void gemm_tn(int m, int n, int k, const float *A, const float *B, float *
 #endif
 }
 
-static float sqnorm(const float *x, int d)
+/* The per-element loops below run in FW-wide chunks with restrict operands and
+ * then a scalar tail: gcc -O2 (the very-cheap vectoriser) only vectorises loops
+ * whose trip count is a known multiple of the vector width and that need no
+ * alias checks. Lane sums are combined by a fixed tree (lane_sum), so every
+ * result depends only on the inputs and the sizes. */
+#define FW 8
+
+static inline double lane_sum(const double *s)
 {
-    float s = 0;
-    for (int t = 0; t < d; t++)
-        s += x[t] * x[t];
-    return s;
+    return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+}
+
+static inline float lane_sumf(const float *s)
+{
+    return ((s[0] + s[4]) + (s[2] + s[6])) + ((s[1] + s[5]) + (s[3] + s[7]));
+}
+
+/* |x|^2 by til_dot's 16 lanes (a serial float sum is one add latency per element) */
+static float sqnorm(const float *x, int d) { return til_dot_hd(x, x, d); }
+
+/* dr = max(xx + cc - 2 dr, 0) */
+static inline void dist_row(float *restrict dr, const float *restrict cc, float xx, int K)
+{
+    int k = 0;
+    for (; k + FW <= K; k += FW)
+        for (int l = 0; l < FW; l++) {
+            float v = xx + cc[k + l] - 2.0f * dr[k + l];
+            dr[k + l] = v > 0 ? v : 0;
+        }
+    for (; k < K; k++) {
+        float v = xx + cc[k] - 2.0f * dr[k];
+        dr[k] = v > 0 ? v : 0;
+    }
 }
 
 /* D (m x K) = |x_r - c_k|^2 = |x_r|^2 + |c_k|^2 - 2 x_r . c_k, clamped at 0;
@@ -501,39 +529,221 @@ static float sqnorm(const float *x, int d)
 static void dist_block(const float *Xb, int m, int d, const float *C, const float *cc, int K, float *D)
 {
     gemm_nt(m, K, d, Xb, C, D);
-    for (int r = 0; r < m; r++) {
-        float xx = sqnorm(Xb + (size_t)r * d, d);
-        float *dr = D + (size_t)r * K;
-        for (int k = 0; k < K; k++) {
-            float v = xx + cc[k] - 2.0f * dr[k];
-            dr[k] = v > 0 ? v : 0;
-        }
-    }
+    for (int r = 0; r < m; r++)
+        dist_row(D + (size_t)r * K, cc, sqnorm(Xb + (size_t)r * d, d), K);
 }
 
-/* Qb (m x K) <- the soft assignments of the block; Ab (m x K) <- a_rk if non-NULL.
- * D holds the distances on entry (may alias Ab). */
-static void soft_block(const float *D, int m, int K, double tau, float *Qb, float *Ab)
+/* u = 1 / (1 + dr) (the tau = 1 kernel, no pow); returns sum_k u_k in double */
+static inline double inv1p_row(float *restrict u, const float *restrict dr, int K)
+{
+    double s[FW] = {0};
+    int k = 0;
+    for (; k + FW <= K; k += FW)
+        for (int l = 0; l < FW; l++) {
+            u[k + l] = 1.0f / (1.0f + dr[k + l]);
+            s[l] += u[k + l];
+        }
+    for (; k + FW / 2 <= K; k += FW / 2)
+        for (int l = 0; l < FW / 2; l++) {
+            u[k + l] = 1.0f / (1.0f + dr[k + l]);
+            s[l] += u[k + l];
+        }
+    double t = lane_sum(s);
+    for (; k < K; k++) {
+        u[k] = 1.0f / (1.0f + dr[k]);
+        t += u[k];
+    }
+    return t;
+}
+
+/* q = a u */
+static inline void mul_row(float *restrict q, const float *restrict u, float a, int K)
+{
+    int k = 0;
+    for (; k + FW <= K; k += FW)
+        for (int l = 0; l < FW; l++)
+            q[k + l] = a * u[k + l];
+    for (; k < K; k++)
+        q[k] = a * u[k];
+}
+
+/* q *= a */
+static inline void scale_row(float *restrict q, float a, int K)
+{
+    int k = 0;
+    for (; k + FW <= K; k += FW)
+        for (int l = 0; l < FW; l++)
+            q[k + l] *= a;
+    for (; k < K; k++)
+        q[k] *= a;
+}
+
+/* Qb (m x K) <- the soft assignments of the block; Ub (m x K) <- 1 / a_rk if
+ * non-NULL. D (m x K) holds the distances; no operand aliases another. */
+static void soft_block(const float *D, int m, int K, double tau, float *Qb, float *Ub)
 {
     const double p = (tau + 1) / 2;
     const float itau = (float)(1.0 / tau);
     for (int r = 0; r < m; r++) {
         const float *dr = D + (size_t)r * K;
-        float *q = Qb + (size_t)r * K, *a = Ab ? Ab + (size_t)r * K : NULL;
+        float *q = Qb + (size_t)r * K, *u = Ub ? Ub + (size_t)r * K : NULL;
         double s = 0;
-        for (int k = 0; k < K; k++) {
-            float ak = tau == 1.0 ? 1.0f + dr[k] : 1.0f + dr[k] * itau;
-            /* tau = 1: (1 + d^2)^-1, no pow */
-            float qk = tau == 1.0 ? 1.0f / ak : (float)pow((double)ak, -p);
-            if (a)
-                a[k] = ak;
-            q[k] = qk;
-            s += qk;
+        if (tau == 1.0) {
+            s = inv1p_row(u ? u : q, dr, K); /* Q_rk = u_rk / s */
+        } else {
+            for (int k = 0; k < K; k++) {
+                float ak = 1.0f + dr[k] * itau;
+                float qk = (float)pow((double)ak, -p);
+                if (u)
+                    u[k] = 1.0f / ak;
+                q[k] = qk;
+                s += qk;
+            }
         }
         float inv = (float)(1.0 / s);
-        for (int k = 0; k < K; k++)
-            q[k] *= inv;
+        if (tau == 1.0 && u)
+            mul_row(q, u, inv, K);
+        else
+            scale_row(q, inv, K);
     }
+}
+
+/* max(q, 1e-30) for q >= 0 or NaN, on the bit pattern (an integer max: a float
+ * select there would keep gcc from vectorising the loop around it) */
+static inline float floor_1e30(float q)
+{
+    uint32_t i;
+    memcpy(&i, &q, sizeof i);
+    i = i > 0x0da24260u ? i : 0x0da24260u; /* 1e-30f */
+    memcpy(&q, &i, sizeof q);
+    return q;
+}
+
+/* one row of the loss: returns sum_k t_k log(t_k / max(q_k, 1e-30)) (float
+ * lanes, one til_logf_fast of the ratio: accurate to ~1e-7 absolute per term
+ * even where T ~ Q, unlike log t - log q; t_k = 0 gives 0 exactly,
+ * til_logf_fast(0) being finite)
+ * and sets cr_k = cf (t_k - q_k) u_k, the coefficient of (x - mu_k), and
+ * *cs = sum_k cr_k. Branch-free, so that the chunk loop vectorises. */
+static inline double kl_row(float *restrict cr, const float *restrict t, const float *restrict q,
+                            const float *restrict u, float cf, int K, float *cs)
+{
+    float L[FW] = {0}, S[FW] = {0};
+    int k = 0;
+    for (; k + FW <= K; k += FW)
+        for (int l = 0; l < FW; l++) {
+            float tk = t[k + l], qk = q[k + l];
+            L[l] += tk * til_logf_fast(tk / floor_1e30(qk));
+            float c = cf * (tk - qk) * u[k + l];
+            cr[k + l] = c;
+            S[l] += c;
+        }
+    for (; k + FW / 2 <= K; k += FW / 2) /* a half chunk (K = 60: 7 x 8 + 4) into lanes 0..3 */
+        for (int l = 0; l < FW / 2; l++) {
+            float tk = t[k + l], qk = q[k + l];
+            L[l] += tk * til_logf_fast(tk / floor_1e30(qk));
+            float c = cf * (tk - qk) * u[k + l];
+            cr[k + l] = c;
+            S[l] += c;
+        }
+    double Lr = lane_sumf(L);
+    float s = lane_sumf(S);
+    for (; k < K; k++) {
+        float tk = t[k], qk = q[k];
+        Lr += tk * til_logf_fast(tk / floor_1e30(qk));
+        cr[k] = cf * (tk - qk) * u[k];
+        s += cr[k];
+    }
+    *cs = s;
+    return Lr;
+}
+
+/* g = s x - y */
+static inline void sxmy(float *restrict g, float s, const float *restrict x, const float *restrict y, int d)
+{
+    int c = 0;
+    for (; c + FW <= d; c += FW)
+        for (int l = 0; l < FW; l++)
+            g[c + l] = s * x[c + l] - y[c + l];
+    for (; c < d; c++)
+        g[c] = s * x[c] - y[c];
+}
+
+/* g = s x - g */
+static inline void sxmg(float *restrict g, float s, const float *restrict x, int d)
+{
+    int c = 0;
+    for (; c + FW <= d; c += FW)
+        for (int l = 0; l < FW; l++)
+            g[c + l] = s * x[c + l] - g[c + l];
+    for (; c < d; c++)
+        g[c] = s * x[c] - g[c];
+}
+
+/* f += q */
+static inline void acc_row(float *restrict f, const float *restrict q, int K)
+{
+    int k = 0;
+    for (; k + FW <= K; k += FW)
+        for (int l = 0; l < FW; l++)
+            f[k + l] += q[k + l];
+    for (; k < K; k++)
+        f[k] += q[k];
+}
+
+/* f += g in double */
+static inline void col_addd(double *restrict f, const double *restrict g, int K)
+{
+    int k = 0;
+    for (; k + FW <= K; k += FW)
+        for (int l = 0; l < FW; l++)
+            f[k + l] += g[k + l];
+    for (; k < K; k++)
+        f[k] += g[k];
+}
+
+/* argmax_k q_k, ties: lower k, NaN never chosen unless q_0 is NaN (then 0):
+ * til_dec_assign's rule. The maximum by FW lanes (a serial compare-and-move
+ * chain costs a load latency per element), then the first k that reaches it
+ * (tracking the index in the lanes too was slower: gcc keeps them in memory). */
+static inline uint32_t argmax_row(const float *restrict q, int K)
+{
+    float mx = q[0];
+    if (!(mx == mx))
+        return 0;
+    float m[FW]; /* every lane starts at q_0: a NaN element never enters a lane */
+    for (int l = 0; l < FW; l++)
+        m[l] = mx;
+    int k = 0;
+    for (; k + FW <= K; k += FW)
+        for (int l = 0; l < FW; l++)
+            m[l] = q[k + l] > m[l] ? q[k + l] : m[l];
+    for (int l = 0; l < FW; l++)
+        mx = m[l] > mx ? m[l] : mx;
+    for (; k < K; k++)
+        mx = q[k] > mx ? q[k] : mx;
+    for (k = 0; k < K; k++)
+        if (q[k] == mx)
+            break;
+    return (uint32_t)k;
+}
+
+/* t = q^2 / f / s in place, s = sum_k q_k^2 / f_k; invf: 1 / f_k */
+static inline void target_row_fast(float *restrict t, const float *restrict invf, int K)
+{
+    double s[FW] = {0};
+    int k = 0;
+    for (; k + FW <= K; k += FW)
+        for (int l = 0; l < FW; l++) {
+            t[k + l] = t[k + l] * t[k + l] * invf[k + l];
+            s[l] += t[k + l];
+        }
+    double S = lane_sum(s);
+    for (; k < K; k++) {
+        t[k] = t[k] * t[k] * invf[k];
+        S += t[k];
+    }
+    scale_row(t, (float)(1.0 / S), K);
 }
 
 #define DEC_BLOCK 256 /* rows per block: fixed, so results do not depend on the thread count */
@@ -545,10 +755,15 @@ typedef struct {
     int d, K;
     const float *C, *cc;
     double tau;
-    float *ws; /* per part: DEC_BLOCK x (d + 3K + d) */
+    void *mem; /* the call's one allocation (fdec_alloc) */
+    float *ws; /* per part: DEC_BLOCK x (2d + 4K) + K */
     size_t ws_part;
     /* soft */
     float *Qm;
+    /* refresh */
+    uint32_t *memb;
+    double *fb;       /* per block: K column sums of Q */
+    const float *invf; /* K: 1 / f_k */
     /* loss/grad */
     const float *T;
     float cf;        /* ((tau+1)/tau) * norm * scale */
@@ -557,12 +772,43 @@ typedef struct {
     float *gCb;      /* per block K x d, or NULL */
 } fdec_ctx;
 
-static void gather(const fdec_ctx *c, uint64_t lo, int m, float *Xb)
+/* asks for the cache lines of [p, p + bytes) (a hint: no effect on results) */
+static inline void prefetch_span(const void *p, size_t bytes)
 {
+#if defined(__GNUC__)
+    const char *b = p;
+    for (size_t o = 0; o < bytes; o += 64)
+        __builtin_prefetch(b + o);
+    __builtin_prefetch(b + bytes - 1);
+#else
+    (void)p, (void)bytes;
+#endif
+}
+
+#define GATHER_AHEAD 8 /* rows prefetched ahead of the copy */
+
+/* the block's rows, contiguous: X itself when there is no row list, else copied
+ * into Xb. Listed rows are scattered over the table: their lines (and their T
+ * rows, read only after the block's sgemm, too late for out-of-order execution
+ * to overlap the misses) are prefetched ahead: loss+grad on 7000 of 40981 rows
+ * 4.55 -> 3.35 ms. (Prefetching in the TIL per-triplet passes was tried and did
+ * not gain: their loads overlap already.) */
+static const float *gather(const fdec_ctx *c, uint64_t lo, int m, float *Xb)
+{
+    const int d = c->d;
+    if (!c->rows)
+        return c->X + lo * (size_t)d;
+    const uint32_t *rw = c->rows + lo;
+    for (int r = 0; r < m && r < GATHER_AHEAD; r++)
+        prefetch_span(c->X + (uint64_t)rw[r] * d, (size_t)d * sizeof *Xb);
     for (int r = 0; r < m; r++) {
-        uint64_t row = c->rows ? c->rows[lo + (uint64_t)r] : lo + (uint64_t)r;
-        memcpy(Xb + (size_t)r * c->d, c->X + row * (size_t)c->d, (size_t)c->d * sizeof *Xb);
+        if (r + GATHER_AHEAD < m)
+            prefetch_span(c->X + (uint64_t)rw[r + GATHER_AHEAD] * d, (size_t)d * sizeof *Xb);
+        if (c->T)
+            prefetch_span(c->T + (uint64_t)rw[r] * c->K, (size_t)c->K * sizeof *c->T);
+        memcpy(Xb + (size_t)r * d, c->X + (uint64_t)rw[r] * d, (size_t)d * sizeof *Xb);
     }
+    return Xb;
 }
 
 static void fsoft_part(void *ctx, int part, uint64_t blo, uint64_t bhi)
@@ -573,16 +819,44 @@ static void fsoft_part(void *ctx, int part, uint64_t blo, uint64_t bhi)
     for (uint64_t b = blo; b < bhi; b++) {
         uint64_t lo = b * DEC_BLOCK;
         int m = (int)TIL_MIN((uint64_t)DEC_BLOCK, c->n - lo);
-        gather(c, lo, m, Xb);
-        dist_block(Xb, m, d, c->C, c->cc, K, D);
-        soft_block(D, m, K, c->tau, c->Qm + lo * (size_t)K, NULL);
+        dist_block(gather(c, lo, m, Xb), m, d, c->C, c->cc, K, D);
+        float *Q = c->Qm + lo * (size_t)K;
+        soft_block(D, m, K, c->tau, Q, NULL);
+        if (c->memb)
+            for (int r = 0; r < m; r++)
+                c->memb[lo + (uint64_t)r] = argmax_row(Q + (size_t)r * K, K);
+        if (c->fb) {
+            double *f = c->fb + b * (size_t)K;
+            memset(f, 0, (size_t)K * sizeof *f);
+            for (int r = 0; r < m; r++)
+                col_add(f, Q + (size_t)r * K, K);
+        }
     }
 }
 
-static float *fdec_alloc(fdec_ctx *c, int parts, til_err *e)
+/* One allocation per call: n_dbl doubles (*dbl), then the per-part workspaces
+ * (c->ws), then n_flt floats (*flt, when non-NULL). Separate blocks of a few
+ * hundred KB each went to mmap and back every call (page faults: ~10 % of a
+ * loss call's time). Freed with free(c->mem). */
+static int fdec_alloc(fdec_ctx *c, int parts, size_t n_dbl, double **dbl, size_t n_flt, float **flt, til_err *e)
 {
-    c->ws_part = (size_t)DEC_BLOCK * (2 * (size_t)c->d + 3 * (size_t)c->K) + (size_t)c->K;
-    return c->ws = til_malloc((size_t)parts, c->ws_part * sizeof(float), e);
+    c->ws_part = (size_t)DEC_BLOCK * (2 * (size_t)c->d + 4 * (size_t)c->K) + (size_t)c->K;
+    size_t nf = (size_t)parts * c->ws_part + n_flt;
+    if (!(c->mem = til_malloc(1, n_dbl * sizeof(double) + nf * sizeof(float), e)))
+        return -1;
+    if (dbl)
+        *dbl = c->mem;
+    c->ws = (float *)((double *)c->mem + n_dbl);
+    if (flt)
+        *flt = c->ws + (size_t)parts * c->ws_part;
+    return 0;
+}
+
+static void fdec_norms(fdec_ctx *c, float *cc)
+{
+    for (int k = 0; k < c->K; k++)
+        cc[k] = sqnorm(c->C + (size_t)k * c->d, c->d);
+    c->cc = cc;
 }
 
 int til_dec_soft_fast(const float *X, const uint32_t *rows, uint64_t n, int d, const float *centers, int K,
@@ -592,13 +866,44 @@ int til_dec_soft_fast(const float *X, const uint32_t *rows, uint64_t n, int d, c
         threads = 1;
     fdec_ctx c = {.X = X, .rows = rows, .n = n, .d = d, .K = K, .C = centers, .tau = tau, .Qm = Qm};
     float cc[TIL_CLUSTER_MAXK];
-    for (int k = 0; k < K; k++)
-        cc[k] = sqnorm(centers + (size_t)k * d, d);
-    c.cc = cc;
-    if (!fdec_alloc(&c, threads, e))
+    fdec_norms(&c, cc);
+    if (fdec_alloc(&c, threads, 0, NULL, 0, NULL, e))
         return til_errctx(e, "DEC soft assignment");
     til_par_for(threads, (n + DEC_BLOCK - 1) / DEC_BLOCK, fsoft_part, &c);
-    free(c.ws);
+    free(c.mem);
+    return 0;
+}
+
+static void ftarget_part(void *ctx, int part, uint64_t lo, uint64_t hi)
+{
+    (void)part;
+    fdec_ctx *c = ctx;
+    for (uint64_t r = lo; r < hi; r++)
+        target_row_fast(c->Qm + r * (size_t)c->K, c->invf, c->K);
+}
+
+int til_dec_refresh_fast(const float *X, uint64_t n, int d, const float *centers, int K, double tau, int threads,
+                         float *T, uint32_t *memb, til_err *e)
+{
+    if (threads < 1)
+        threads = 1;
+    uint64_t nb = (n + DEC_BLOCK - 1) / DEC_BLOCK;
+    fdec_ctx c = {.X = X, .n = n, .d = d, .K = K, .C = centers, .tau = tau, .Qm = T, .memb = memb};
+    float cc[TIL_CLUSTER_MAXK], invf[TIL_CLUSTER_MAXK];
+    fdec_norms(&c, cc);
+    if (fdec_alloc(&c, threads, nb * (size_t)K, &c.fb, 0, NULL, e))
+        return til_errctx(e, "DEC refresh");
+    /* 1. Q into T, memberships, per-block column sums */
+    til_par_for(threads, nb, fsoft_part, &c);
+    /* 2. f_k = sum_i Q_ik, reduced in block order; T from Q in place */
+    double f[TIL_CLUSTER_MAXK] = {0};
+    for (uint64_t b = 0; b < nb; b++)
+        col_addd(f, c.fb + b * (size_t)K, K);
+    for (int k = 0; k < K; k++)
+        invf[k] = (float)(1.0 / f[k]);
+    c.invf = invf;
+    til_par_for(threads, n, ftarget_part, &c);
+    free(c.mem);
     return 0;
 }
 
@@ -606,103 +911,89 @@ static void floss_part(void *ctx, int part, uint64_t blo, uint64_t bhi)
 {
     fdec_ctx *c = ctx;
     const int d = c->d, K = c->K;
-    float *Xb = c->ws + (size_t)part * c->ws_part, *A = Xb + (size_t)DEC_BLOCK * d, *Q = A + (size_t)DEC_BLOCK * K,
-          *Cf = Q + (size_t)DEC_BLOCK * K, *G = Cf + (size_t)DEC_BLOCK * K, *cs = G + (size_t)DEC_BLOCK * d;
+    float *Xb = c->ws + (size_t)part * c->ws_part, *D = Xb + (size_t)DEC_BLOCK * d, *U = D + (size_t)DEC_BLOCK * K,
+          *Q = U + (size_t)DEC_BLOCK * K, *G = Q + (size_t)DEC_BLOCK * K, *cs = G + (size_t)DEC_BLOCK * d,
+          *rs = cs + K, *Cf = D; /* the coefficients overwrite the distances once soft_block has read them */
     for (uint64_t b = blo; b < bhi; b++) {
         uint64_t lo = b * DEC_BLOCK;
         int m = (int)TIL_MIN((uint64_t)DEC_BLOCK, c->n - lo);
-        gather(c, lo, m, Xb);
-        dist_block(Xb, m, d, c->C, c->cc, K, A);
-        soft_block(A, m, K, c->tau, Q, A);
+        const float *X = gather(c, lo, m, Xb);
+        dist_block(X, m, d, c->C, c->cc, K, D);
+        soft_block(D, m, K, c->tau, Q, U);
         double L = 0;
         for (int r = 0; r < m; r++) {
             uint64_t row = c->rows ? c->rows[lo + (uint64_t)r] : lo + (uint64_t)r;
-            const float *t = c->T + row * (size_t)K, *q = Q + (size_t)r * K, *a = A + (size_t)r * K;
-            float *cr = Cf + (size_t)r * K;
-            for (int k = 0; k < K; k++) {
-                /* T log(T / Q), 0 log 0 = 0 */
-                if (t[k] > 0)
-                    L += t[k] * log((double)t[k] / (q[k] > 1e-30f ? q[k] : 1e-30f));
-                /* coefficient of (x - mu_k): ((tau+1)/tau) (T - Q) / a */
-                cr[k] = c->cf * (t[k] - q[k]) / a[k];
-            }
+            size_t o = (size_t)r * K;
+            L += kl_row(Cf + o, c->T + row * (size_t)K, Q + o, U + o, c->cf, K, rs + r);
         }
         c->Lb[b] = L;
         if (c->gXb) {
             /* g_r = (sum_k c_rk) x_r - sum_k c_rk mu_k */
             gemm_nn(m, d, K, Cf, c->C, G);
-            for (int r = 0; r < m; r++) {
-                const float *cr = Cf + (size_t)r * K;
-                float s = 0;
-                for (int k = 0; k < K; k++)
-                    s += cr[k];
-                const float *x = Xb + (size_t)r * d;
-                float *g = c->gXb + (lo + (uint64_t)r) * d, *gm = G + (size_t)r * d;
-                for (int t = 0; t < d; t++)
-                    g[t] = s * x[t] - gm[t];
-            }
+            for (int r = 0; r < m; r++)
+                sxmy(c->gXb + (lo + (uint64_t)r) * d, rs[r], X + (size_t)r * d, G + (size_t)r * d, d);
         }
         if (c->gCb) {
             /* dL/dmu_k = -(sum_r c_rk x_r - (sum_r c_rk) mu_k) */
             float *gc = c->gCb + b * (size_t)K * d;
-            gemm_tn(K, d, m, Cf, Xb, gc);
-            for (int k = 0; k < K; k++) {
-                float s = 0;
-                for (int r = 0; r < m; r++)
-                    s += Cf[(size_t)r * K + k];
-                cs[k] = s;
-            }
-            for (int k = 0; k < K; k++) {
-                const float *mu = c->C + (size_t)k * d;
-                for (int t = 0; t < d; t++)
-                    gc[(size_t)k * d + t] = cs[k] * mu[t] - gc[(size_t)k * d + t];
-            }
+            gemm_tn(K, d, m, Cf, X, gc);
+            memset(cs, 0, (size_t)K * sizeof *cs);
+            for (int r = 0; r < m; r++)
+                acc_row(cs, Cf + (size_t)r * K, K);
+            for (int k = 0; k < K; k++)
+                sxmg(gc + (size_t)k * d, cs[k], c->C + (size_t)k * d, d);
         }
     }
 }
 
-int til_dec_loss_grad_fast(const float *X, const uint32_t *rows, uint64_t n, int d, const float *centers, int K,
-                           double tau, const float *T, int mean, double scale, int threads, float *gX, float *gC,
-                           double *loss, til_err *e)
+/* the loss and gradients; gXr: n x d in row-list order (set), or NULL */
+static int dec_loss_grad(const float *X, const uint32_t *rows, uint64_t n, int d, const float *centers, int K,
+                         double tau, const float *T, int mean, double scale, int threads, float *gXr, float *gC,
+                         double *loss, til_err *e)
 {
     if (threads < 1)
         threads = 1;
     double norm = mean && n ? 1.0 / (double)n : 1.0;
     uint64_t nb = (n + DEC_BLOCK - 1) / DEC_BLOCK;
     fdec_ctx c = {.X = X, .rows = rows, .n = n, .d = d, .K = K, .C = centers, .tau = tau, .T = T,
-                  .cf = (float)((tau + 1) / tau * norm * scale)};
+                  .cf = (float)((tau + 1) / tau * norm * scale), .gXb = gXr};
     float cc[TIL_CLUSTER_MAXK];
-    for (int k = 0; k < K; k++)
-        cc[k] = sqnorm(centers + (size_t)k * d, d);
-    c.cc = cc;
-    int rc = -1;
-    c.Lb = til_malloc(nb ? nb : 1, sizeof *c.Lb, e);
-    if (!c.Lb || !fdec_alloc(&c, threads, e) || (gX && !(c.gXb = til_malloc(n ? n : 1, (size_t)d * sizeof(float), e))) ||
-        (gC && !(c.gCb = til_malloc(nb ? nb : 1, (size_t)K * d * sizeof(float), e)))) {
-        til_errctx(e, "DEC loss");
-        goto out;
-    }
+    fdec_norms(&c, cc);
+    if (fdec_alloc(&c, threads, nb, &c.Lb, gC ? nb * (size_t)K * d : 0, &c.gCb, e))
+        return til_errctx(e, "DEC loss");
+    if (!gC)
+        c.gCb = NULL;
     til_par_for(threads, nb, floss_part, &c);
-    /* reductions in row / block order: the same bits for any thread count */
+    /* reductions in block order: the same bits for any thread count */
     double L = 0;
     for (uint64_t b = 0; b < nb; b++)
         L += c.Lb[b];
-    if (gX)
-        for (uint64_t r = 0; r < n; r++) {
-            uint64_t row = rows ? rows[r] : r;
-            for (int t = 0; t < d; t++)
-                gX[row * (size_t)d + t] += c.gXb[r * (size_t)d + t];
-        }
     if (gC)
         for (uint64_t b = 0; b < nb; b++)
-            for (size_t q = 0; q < (size_t)K * d; q++)
-                gC[q] += c.gCb[b * (size_t)K * d + q];
+            acc_row(gC, c.gCb + b * (size_t)K * d, K * d);
     *loss = L * norm;
-    rc = 0;
-out:
-    free(c.Lb);
-    free(c.ws);
-    free(c.gXb);
-    free(c.gCb);
+    free(c.mem);
+    return 0;
+}
+
+int til_dec_loss_grad_fast(const float *X, const uint32_t *rows, uint64_t n, int d, const float *centers, int K,
+                           double tau, const float *T, int mean, double scale, int threads, float *gX, float *gC,
+                           double *loss, til_err *e)
+{
+    float *gXr = NULL;
+    if (gX && !(gXr = til_malloc(n ? n : 1, (size_t)d * sizeof(float), e)))
+        return til_errctx(e, "DEC loss");
+    int rc = dec_loss_grad(X, rows, n, d, centers, K, tau, T, mean, scale, threads, gXr, gC, loss, e);
+    if (!rc && gX) /* in row order: repeated rows accumulate the same way for any thread count */
+        for (uint64_t r = 0; r < n; r++)
+            acc_row(gX + (rows ? rows[r] : r) * (size_t)d, gXr + r * (size_t)d, d);
+    free(gXr);
     return rc;
+}
+
+int til_dec_loss_grad_rows_fast(const float *X, const uint32_t *rows, uint64_t n, int d, const float *centers, int K,
+                                double tau, const float *T, int mean, double scale, int threads, float *gXr,
+                                float *gC, double *loss, til_err *e)
+{
+    return dec_loss_grad(X, rows, n, d, centers, K, tau, T, mean, scale, threads, gXr, gC, loss, e);
 }

@@ -33,6 +33,7 @@
 #define TIL_CLUSTER_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "til_util.h"
 
@@ -106,10 +107,55 @@ int til_dec_soft_fast(const float *X, const uint32_t *rows, uint64_t n, int d, c
                       double tau, int threads, float *Qm, til_err *e);
 
 /* til_dec_loss_grad in float (see above); the loss goes to *loss. gX is added to
- * in row-list order (serially), gC in block order. */
+ * in row-list order (serially), gC in block order. The KL terms use
+ * til_logf_fast (below). */
 int til_dec_loss_grad_fast(const float *X, const uint32_t *rows, uint64_t n, int d, const float *centers, int K,
                            double tau, const float *T, int mean, double scale, int threads, float *gX, float *gC,
                            double *loss, til_err *e);
+
+/* As til_dec_loss_grad_fast, except that the row gradients go to gXr (n x d, in
+ * row-list order) and are SET: gXr[r] = scale * dL_c/dx for listed row r alone
+ * (a row listed twice gets two equal entries). No copy of the rows' gradients
+ * through a table-shaped buffer: what TIL-MI uses per step. gXr may be NULL. */
+int til_dec_loss_grad_rows_fast(const float *X, const uint32_t *rows, uint64_t n, int d, const float *centers, int K,
+                                double tau, const float *T, int mean, double scale, int threads, float *gXr,
+                                float *gC, double *loss, til_err *e);
+
+/* The refresh of TIL-MI in one pass over X (n x d, all rows, no row list):
+ * T <- the target distribution (eq. 8) of the soft assignments (eq. 7), and
+ * memb <- the hard memberships argmax_k Q_ik (ties: lower k), i.e. what
+ * til_dec_soft_fast, til_dec_target and til_dec_assign give, without an n x K
+ * Q buffer (Q is built in T and turned into T in place). f_k is summed in double
+ * per block of 256 rows, reduced in block order; T_ik = (Q_ik^2 / f_k) / s_i in
+ * float with s_i summed in double: within the fast paths' tolerances of
+ * til_dec_target on til_dec_soft's Q; memb equals til_dec_assign on
+ * til_dec_soft_fast's Q. Thread-count independent. */
+int til_dec_refresh_fast(const float *X, uint64_t n, int d, const float *centers, int K, double tau, int threads,
+                         float *T, uint32_t *memb, til_err *e);
+
+/* log(x) in float for finite x > 0 (normal): Cephes' logf polynomial on the
+ * mantissa reduced to [sqrt(1/2), sqrt(2)), branch-free so that gcc vectorises
+ * the fast paths' loops around it (glibc's log is a call per element). Tested
+ * against log() in double: within 3e-7 absolute + 3e-7 relative over
+ * [1e-30, 1e30]. x = 0 and subnormal x give finite values (0: -127 ln 2), so
+ * t * til_logf_fast(t) is exactly 0 at t = 0; inf and NaN give NaN. */
+static inline float til_logf_fast(float x)
+{
+    uint32_t ix;
+    memcpy(&ix, &x, sizeof ix);
+    uint32_t tmp = ix - 0x3f3504f3u;           /* the exponent of x / sqrt(1/2), rounded down */
+    int32_t k = (int32_t)tmp >> 23;            /* arithmetic shift (gcc, clang) */
+    uint32_t iz = ix - (tmp & 0xff800000u);    /* z = x / 2^k in [sqrt(1/2), sqrt(2)) */
+    float z;
+    memcpy(&z, &iz, sizeof z);
+    float f = z - 1.0f, f2 = f * f, e = (float)k;
+    float y = ((((((((7.0376836292e-2f * f - 1.1514610310e-1f) * f + 1.1676998740e-1f) * f - 1.2420140846e-1f) * f +
+                   1.4249322787e-1f) * f - 1.6668057665e-1f) * f + 2.0000714765e-1f) * f - 2.4999993993e-1f) * f +
+               3.3333331174e-1f) * f * f2;
+    y += -2.12194440e-4f * e;
+    y += -0.5f * f2;
+    return (f + y) + 0.693359375f * e + (x - x); /* + 0, or NaN for inf / NaN */
+}
 
 /* til_kmeans_lloyd / til_kmeans with the assignment distances by gemm in float
  * (the center sums stay in double, chunked as in the reference). */

@@ -107,7 +107,7 @@ typedef struct tilm {
     tadam phi;
     float *gC;       /* K x d */
     uint32_t *memb;  /* n_items */
-    float *T, *Qm;   /* n_items x K (mi) */
+    float *T;        /* n_items x K (mi) */
     /* the batch's distinct items (from bb->rows) and their G index */
     uint32_t *bitems;
     uint64_t *bgidx;
@@ -119,7 +119,7 @@ typedef struct tilm {
     uint32_t *bslot;      /* 3B: each batch item's dQ slot (its first occurrence), for xr */
     til_rep_grad xr;      /* the batch's DEC gradient gXc as a representation gradient (til_train.h) */
     double lc;            /* the batch's clustering loss (mean KL), with gXc and gC computed in before_grad */
-    float *Xc, *Tc, *gXc; /* 3B x d, 3B x K, 3B x d */
+    float *Xc, *gXc;      /* 3B x d: scratch; the batch items' DEC gradients (bitems order) */
     uint32_t *ou;         /* 3 x B: fresh outer batch */
     float *wst;           /* weights used this epoch (nnz) */
     uint64_t nwst;
@@ -139,8 +139,8 @@ static void tilm_free(til_method *m)
     til_tilm_fast_free(&t->fast);
     free(t->lam.m);
     free(t->phi.m);
-    void *p[] = {t->gL, t->S, t->w, t->dw, t->eta, t->centers, t->gC, t->memb, t->T, t->Qm, t->bitems, t->bpos,
-                 t->bgidx, t->stamp, t->Xc, t->Tc, t->gXc, t->ou, t->wst, t->held_user, t->bslot};
+    void *p[] = {t->gL, t->S, t->w, t->dw, t->eta, t->centers, t->gC, t->memb, t->T, t->bitems, t->bpos,
+                 t->bgidx, t->stamp, t->Xc, t->gXc, t->ou, t->wst, t->held_user, t->bslot};
     for (size_t k = 0; k < sizeof p / sizeof *p; k++)
         free(p[k]);
     free(t);
@@ -172,10 +172,9 @@ static int refresh_clusters(til_method *m, int init, til_err *e)
             return til_errctx(e, "k-means refresh");
     }
     if (t->variant == TIL_TILM_MI) {
-        if (til_dec_soft_fast(bb->V, NULL, bb->n_items, t->d, t->centers, t->K, t->o.tau, c->threads, t->Qm, e))
+        if (til_dec_refresh_fast(bb->V, bb->n_items, t->d, t->centers, t->K, t->o.tau, c->threads, t->T, t->memb,
+                                 e))
             return -1;
-        til_dec_target(t->Qm, bb->n_items, t->K, t->T);
-        til_dec_assign(t->Qm, bb->n_items, t->K, t->memb);
     }
     return 0;
 }
@@ -192,6 +191,13 @@ static void dec_extra(void *ctx, int table, uint32_t row, const float *theta, in
     const float *gx = t->gXc + (uint64_t)t->bpos[row] * d;
     for (int c = 0; c < d; c++)
         g[c] += gx[c];
+}
+
+/* the same gradient as a float row, for the fast path (til_tilm_fast.extra_row) */
+static const float *dec_extra_row(void *ctx, uint32_t item)
+{
+    const tilm *t = ctx;
+    return t->stamp[item] == t->cur ? t->gXc + (uint64_t)t->bpos[item] * t->d : NULL;
 }
 
 static int cluster_loss_on(const tilm *t) { return t->variant == TIL_TILM_MI && t->clustered && t->o.gamma > 0; }
@@ -228,15 +234,10 @@ static int collect_items(til_method *m, const til_batch *b, til_err *e)
     if (!cluster_loss_on(t) || t->nbi == 0)
         return 0;
     /* gamma * (1/n) sum_i KL(T_i || Q_i) over the batch's items: gradients wrt those rows and Phi */
-    int d = t->d, K = t->K;
-    for (uint64_t r = 0; r < t->nbi; r++) {
-        memcpy(t->Xc + r * d, bb->V + (uint64_t)t->bitems[r] * d, (size_t)d * sizeof(float));
-        memcpy(t->Tc + r * K, t->T + (uint64_t)t->bitems[r] * K, (size_t)K * sizeof(float));
-    }
-    memset(t->gXc, 0, t->nbi * (size_t)d * sizeof(float));
-    memset(t->gC, 0, (size_t)K * d * sizeof(float));
-    return til_dec_loss_grad_fast(t->Xc, NULL, t->nbi, d, t->centers, K, t->o.tau, t->Tc, 1, t->o.gamma,
-                                  m->env.c->threads, t->gXc, t->gC, &t->lc, e);
+    /* rows read in place through the item list; gXc (set, bitems order) and gC (added) */
+    memset(t->gC, 0, (size_t)t->K * t->d * sizeof(float));
+    return til_dec_loss_grad_rows_fast(bb->V, t->bitems, t->nbi, t->d, t->centers, t->K, t->o.tau, t->T, 1,
+                                       t->o.gamma, m->env.c->threads, t->gXc, t->gC, &t->lc, e);
 }
 
 /* t->xr: the batch's DEC gradient gXc (collect_items) as a representation
@@ -340,8 +341,8 @@ static int meta_grad(til_method *m, const til_batch *b, float *gL, til_err *e)
             til_wnorm_forward(t->wc.w, n, wu);
         else
             memcpy(wu, t->wc.w, (size_t)n * sizeof *wu);
-        if (til_tilm_meta_dw_fast(&t->fast, bb->U, bb->V, b, wu, &out, t->beta, c->reg,
-                                  cluster_loss_on(t) ? dec_extra : NULL, t, t->dw, &jout, e))
+        t->fast.extra_row = cluster_loss_on(t) ? dec_extra_row : NULL;
+        if (til_tilm_meta_dw_fast(&t->fast, bb->U, bb->V, b, wu, &out, t->beta, c->reg, NULL, t, t->dw, &jout, e))
             return -1;
         if (t->o.weight_norm)
             til_wnorm_backward(t->wc.w, n, t->dw, t->dw);
@@ -421,6 +422,8 @@ static int tilm_before_grad(til_method *m, const til_batch *b, til_err *e)
     return rc;
 }
 
+static inline void f_ax(float *restrict g, float a, const float *restrict x, int d);
+
 static int tilm_after_grad(til_method *m, const til_batch *b, double *loss, til_err *e)
 {
     (void)b, (void)e;
@@ -431,10 +434,9 @@ static int tilm_after_grad(til_method *m, const til_batch *b, double *loss, til_
     int d = t->d;
     double lc = t->lc; /* computed in before_grad at the same Theta and Phi */
     float *G = m->env.sb->G;
-    if (!t->inject) /* mf: the V rows are parameter rows */
+    if (!t->inject) /* mf: the V rows are parameter rows; G + 1 * g: G + g bit for bit, in 16-wide chunks */
         for (uint64_t r = 0; r < t->nbi; r++)
-            for (int q = 0; q < d; q++)
-                G[t->bgidx[r] * d + q] += t->gXc[r * d + q];
+            f_ax(G + t->bgidx[r] * d, 1.0f, t->gXc + r * d, d);
     *loss += t->o.gamma * lc;
     t->lc_sum += lc;
     t->lc_n++;
@@ -753,8 +755,7 @@ int til_tilm_create(til_method *m, int variant, const til_tilm_opts *o, til_err 
             return -1;
     }
     if (variant == TIL_TILM_MI) {
-        if (!(t->T = til_calloc(ni * K, sizeof(float), e)) || !(t->Qm = til_malloc(ni * K, sizeof(float), e)) ||
-            !(t->Tc = til_malloc(3 * B * K, sizeof(float), e)) ||
+        if (!(t->T = til_calloc(ni * K, sizeof(float), e)) ||
             tadam_init(&t->phi, t->centers, K * d, c->lr, c->b1, c->b2, c->eps, e))
             return -1;
     }
@@ -994,7 +995,11 @@ int til_tilm_meta_dw_fast(til_tilm_fast *f, const float *P, const float *Q, cons
     for (uint64_t s = 0; s < ns; s++) {
         uint32_t r = f->rows[s];
         const float *src = r < nu ? P + (uint64_t)r * d : Q + (uint64_t)(r - nu) * d;
-        if (extra && r >= nu && d <= 512) {
+        if (f->extra_row && r >= nu) {
+            const float *gr = f->extra_row(ctx, r - nu);
+            if (gr) /* G + 1 * gr: what the double callback adds, bit for bit */
+                f_ax(G + s * d, 1.0f, gr, d);
+        } else if (extra && r >= nu && d <= 512) {
             memset(gx, 0, (size_t)d * sizeof *gx);
             extra(ctx, TIL_META_ITEM, r - nu, src, d, gx);
             for (int c = 0; c < d; c++)

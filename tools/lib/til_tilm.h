@@ -65,11 +65,18 @@
  *  - Clustering arithmetic (k-means initialisation, til-mik's Lloyd refreshes,
  *    til-mi's soft assignments at refresh and its per-step loss and gradients)
  *    runs on til_cluster's float gemm fast paths (til_kmeans_fast,
- *    til_kmeans_lloyd_fast, til_dec_soft_fast, til_dec_loss_grad_fast; their
+ *    til_kmeans_lloyd_fast, til_dec_refresh_fast: Q, T and the memberships in
+ *    one pass, til_dec_loss_grad_rows_fast: the batch items' rows and T rows read
+ *    in place through the item list, their gradients in item-list order; their
  *    tolerances vs the double references are in til_cluster.h). The per-step
  *    DEC work covers only the batch's distinct items; a full refresh (all
  *    items, one sgemm per 256 rows) costs about as much as a few steps' DEC
- *    work, so the --cluster-update cadence is kept as specified.
+ *    work, so the --cluster-update cadence is kept as specified. The logged
+ *    cluster_loss is the mean over the epoch's steps of the batch's mean KL as
+ *    that step computed it (float, til_logf_fast: ~1e-5 relative of the double
+ *    reference even near T = Q). In the MF fast look-ahead the DEC gradient rows
+ *    enter through til_tilm_fast.extra_row (floats, no per-row callback in
+ *    double).
  *  - Weight statistics per epoch (w_mean, w_std, w_p10, w_p50, w_p90 columns of
  *    the log) are over the weights used in the Theta steps of that epoch (after
  *    normalisation when --weight-norm batch).
@@ -168,6 +175,11 @@ typedef struct til_tilm_fast {
     float *sp;      /* batch: s'_k of the inner triplets */
     float *ao;      /* batch: the outer triplets' a_k = -sigmoid(-x_k)/|B_out| */
     int threads;    /* per-triplet passes on this many threads (init: 1); results do not depend on it */
+    /* NULL (init), or the extra inner gradient as float rows, used instead of the
+     * extra callback: extra_row(ctx, item) returns the item row's d floats (added
+     * to its gradient, the same bits as a callback adding them in double) or
+     * NULL for none. TIL-MI's DEC gradient, computed once per step. */
+    const float *(*extra_row)(void *ctx, uint32_t item);
 } til_tilm_fast;
 int til_tilm_fast_init(til_tilm_fast *f, uint32_t n_users, uint32_t n_items, int d, uint64_t batch, til_err *e);
 void til_tilm_fast_free(til_tilm_fast *f);
