@@ -38,6 +38,14 @@ setup() {
     [[ "$output" == *"checkpoint has layers"* ]]
 }
 
+@test "lightgcn forward cache (reuse when param is bit-equal): same bytes as TIL_LIGHTGCN_NOCACHE=1, bpr and til-ui" {
+    for m in "bpr" "til-ui --meta-batch fresh" "til-ui --meta-holdout 0.2 --layers 2"; do
+        "$BIN/til-train" "${T[@]}" --backbone lightgcn --epochs 2 --method $m --threads 2 -o "$D/c.til"
+        TIL_LIGHTGCN_NOCACHE=1 "$BIN/til-train" "${T[@]}" --backbone lightgcn --epochs 2 --method $m --threads 1 -o "$D/n.til"
+        cmp "$D/c.til" "$D/n.til"
+    done
+}
+
 @test "neumf learns; its model file carries the tower and is scored through til_scorer_from_model (--test)" {
     run "$BIN/til-train" "${T[@]}" --backbone neumf --epochs 12 -o "$D/m.til" --log "$D/log.tsv" --test "$D/s.test.til"
     [ "$status" -eq 0 ]

@@ -435,6 +435,72 @@ TEST(lightgcn_jvp)
     til_inter_free(&t);
 }
 
+/* forward reuses the representations of the last two forwards when param is
+ * bit-equal to their input (a TIL step forwards Theta, Theta~, Theta): every
+ * forward gives the bits of a direct propagation of the current param, a
+ * change in the last float is seen, only the changed inputs propagate; jvp
+ * with the identity row list (prepare's) == jvp of the table, -0.0 included */
+TEST(lightgcn_forward_cache)
+{
+    til_inter t;
+    make_train(&t);
+    til_graph g;
+    til_err e;
+    CHECK(til_graph_bipartite(&g, &t, &e) == 0, "graph");
+    float P[N * D], P1[N * D], P2[N * D];
+    til_init_xavier(P, N, D, 3, 0);
+    memcpy(P1, P, sizeof P);
+    P1[N * D - 1] = nextafterf(P1[N * D - 1], 1.0f); /* the last float only */
+    til_init_xavier(P2, N, D, 8, 0);
+    for (int L = 1; L <= 2; L++) {
+        til_backbone bb;
+        til_step_buf sb;
+        if (lgcn_make(&bb, &sb, &t, L, P))
+            break;
+        static float t1[N * D], t2[N * D];
+        const float *seq[] = {P, P, P1, P1, P, P2, P, P1, P1};
+        /* propagated (1) or served from the cache (0), two entries, the one not used last replaced */
+        const int fresh[] = {1, 0, 1, 0, 0, 1, 0, 1, 0};
+        uint64_t np = 0, nh = 0, no = 0;
+        for (int s = 0; s < (int)(sizeof seq / sizeof *seq); s++) {
+            float ref[N * D];
+            memcpy(bb.param, seq[s], sizeof P);
+            til_lightgcn_propagate(&g, L, seq[s], ref, t1, t2, D, 1);
+            CHECK(bb.ops->forward(&bb, NULL, 1 + s % 2, &e) == 0, "forward");
+            CHECK(bb.U && bb.V == bb.U + NU * D && memcmp(bb.U, ref, sizeof ref) == 0,
+                  "L=%d forward %d: not the propagation of param", L, s);
+            uint64_t p0 = np, h0 = nh;
+            til_lightgcn_counts(&bb, &np, &nh, &no);
+            CHECK(np - p0 == (uint64_t)fresh[s] && nh - h0 == (uint64_t)!fresh[s],
+                  "L=%d forward %d: propagated %d, cached %d, want %d", L, s, (int)(np - p0), (int)(nh - h0), fresh[s]);
+        }
+        float Dir[N * D], Jn[N * D] = {0}, Ji[N * D] = {0};
+        uint32_t id[N];
+        til_init_xavier(Dir, N, D, 4, 0);
+        Dir[0] = -0.0f;
+        Dir[(NU + 4) * D] = -0.0f;
+        for (uint32_t r = 0; r < N; r++)
+            id[r] = r;
+        CHECK(bb.ops->jvp(&bb, NULL, N, Dir, NULL, Jn, Jn + NU * D, 1, &e) == 0 &&
+                  bb.ops->jvp(&bb, id, N, Dir, NULL, Ji, Ji + NU * D, 2, &e) == 0,
+              "jvp");
+        CHECK(memcmp(Jn, Ji, sizeof Jn) == 0, "L=%d: jvp identity rows != table", L);
+        /* every row, reversed: the scatter path (0 + x), same bits as the table itself */
+        uint32_t rv[N];
+        float Dv[N * D], Jv[N * D] = {0};
+        for (uint32_t k = 0; k < N; k++) {
+            rv[k] = N - 1 - k;
+            memcpy(Dv + k * D, Dir + (N - 1 - k) * D, D * sizeof(float));
+        }
+        CHECK(bb.ops->jvp(&bb, rv, N, Dv, NULL, Jv, Jv + NU * D, 1, &e) == 0, "jvp reversed");
+        CHECK(memcmp(Jn, Jv, sizeof Jn) == 0, "L=%d: jvp scattered rows != table", L);
+        til_step_buf_free(&sb);
+        til_backbone_free(&bb);
+    }
+    til_graph_free(&g);
+    til_inter_free(&t);
+}
+
 typedef struct {
     double (*A)[N];
     int L;
@@ -725,6 +791,7 @@ int main(void)
     RUN(lightgcn_propagation_matches_dense);
     RUN(lightgcn_bpr_backward_fd);
     RUN(lightgcn_jvp);
+    RUN(lightgcn_forward_cache);
     RUN(lightgcn_meta_grad_fd);
     RUN(lightgcn_til_mi_gamma);
     RUN(mf_til_mi_gamma);

@@ -4,6 +4,7 @@
 #include "til_lightgcn.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -144,7 +145,13 @@ void til_lightgcn_propagate(const til_graph *g, int layers, const float *X, floa
 typedef struct lgcn {
     til_graph g;
     int layers;
-    float *F;         /* N x dim: final representations (U, V) */
+    float *F;         /* N x dim: final representations (U, V): Fc[cur] */
+    /* forward cache: Fc[k] = propagate(Pc[k]) where valid[k]; forward with
+     * param bit-equal to Pc[k] reuses Fc[k] (a TIL step forwards the same
+     * parameters up to four times, and Theta, Theta~, Theta in turn) */
+    float *Fc[2], *Pc[2];
+    int valid[2], cur, nocache;
+    uint64_t n_prop, n_hit, n_other; /* forwards propagated / served from the cache; backward + jvp */
     float *dF;        /* N x dim: gradient w.r.t. F; zero outside the batch's rows */
     float *t1, *t2;   /* N x dim scratch (layers >= 2, >= 3) */
     uint32_t *ident;  /* N: rows[k] = k */
@@ -167,7 +174,28 @@ static int lg_forward(til_backbone *bb, const til_batch *b, int threads, til_err
 {
     (void)b, (void)e;
     lgcn *m = bb->impl;
-    til_lightgcn_propagate(&m->g, m->layers, bb->param, m->F, m->t1, m->t2, bb->dim, threads);
+    const size_t bytes = bb->n_param * (uint64_t)bb->dim * sizeof(float);
+    int k = -1;
+    if (!m->nocache) {
+        /* the entry used last first: the usual hit; a changed param differs in its first rows */
+        if (m->valid[m->cur] && !memcmp(m->Pc[m->cur], bb->param, bytes))
+            k = m->cur;
+        else if (m->valid[!m->cur] && !memcmp(m->Pc[!m->cur], bb->param, bytes))
+            k = !m->cur;
+    }
+    if (k >= 0) {
+        m->n_hit++;
+    } else {
+        k = m->nocache ? m->cur : !m->cur; /* replace the entry not used last */
+        til_lightgcn_propagate(&m->g, m->layers, bb->param, m->Fc[k], m->t1, m->t2, bb->dim, threads);
+        if (!m->nocache) {
+            memcpy(m->Pc[k], bb->param, bytes);
+            m->valid[k] = 1;
+        }
+        m->n_prop++;
+    }
+    m->cur = k;
+    m->F = m->Fc[k];
     bb->U = m->F;
     bb->V = m->F + (uint64_t)bb->n_users * bb->dim;
     return 0;
@@ -225,6 +253,7 @@ static int lg_backward(til_backbone *bb, const til_batch *b, const float *dU, co
         }
     }
     /* dE0 = sum_l A^l dF / (L + 1) (A symmetric) */
+    m->n_other++;
     til_lightgcn_propagate(&m->g, m->layers, m->dF, G, m->t1, m->t2, d, threads);
     /* the L2 term on the batch's layer-0 rows, in touched order per part */
     double part_l2[256] = {0};
@@ -261,15 +290,20 @@ static int lg_jvp(til_backbone *bb, const uint32_t *rows, uint64_t n_rows, const
                    !(m->jF = til_aligned_calloc(N * d, sizeof(float), e))))
         return -1;
     const float *X = D;
-    if (rows) {
+    uint64_t id = 0; /* rows the identity (graph backbones' prepare: every row in order): D is the table */
+    if (rows && n_rows == N)
+        while (id < N && rows[id] == id)
+            id++;
+    if (rows && !(n_rows == N && id == N)) {
         memset(m->jX, 0, N * d * sizeof(float));
         for (uint64_t k = 0; k < n_rows; k++)
             add_row(m->jX + (uint64_t)rows[k] * d, D + k * d, (int)d);
         X = m->jX;
-    } else if (n_rows != N) {
+    } else if (!rows && n_rows != N) {
         return til_seterr(e, "lightgcn jvp: %llu rows for %llu", (unsigned long long)n_rows, (unsigned long long)N);
     }
     til_lightgcn_propagate(&m->g, m->layers, X, m->jF, m->t1, m->t2, (int)d, threads);
+    m->n_other++;
     for (uint64_t q = 0; q < nu * d; q++)
         dU[q] += m->jF[q];
     for (uint64_t q = nu * d; q < N * d; q++)
@@ -289,9 +323,15 @@ static int lg_meta(const til_backbone *bb, til_model *mo, til_err *e)
 static void lg_free(til_backbone *bb)
 {
     lgcn *m = bb->impl;
+    if (m && getenv("TIL_LGCN_COUNTS"))
+        fprintf(stderr, "lightgcn: forwards %llu propagated, %llu cached; backward+jvp %llu\n",
+                (unsigned long long)m->n_prop, (unsigned long long)m->n_hit, (unsigned long long)m->n_other);
     if (m) {
         til_graph_free(&m->g);
-        free(m->F);
+        for (int k = 0; k < 2; k++) {
+            free(m->Fc[k]);
+            free(m->Pc[k]);
+        }
         free(m->dF);
         free(m->t1);
         free(m->t2);
@@ -332,7 +372,14 @@ int til_lightgcn_init(til_backbone *bb, const til_inter *train, int dim, int lay
     m->layers = layers;
     uint64_t N = bb->n_param, nd = N * (uint64_t)dim;
     bb->param = til_aligned_calloc(nd, sizeof(float), e);
-    m->F = til_aligned_calloc(nd, sizeof(float), e);
+    m->nocache = getenv("TIL_LIGHTGCN_NOCACHE") && *getenv("TIL_LIGHTGCN_NOCACHE") == '1';
+    for (int k = 0; k < 2; k++)
+        if (!(m->Fc[k] = til_aligned_calloc(nd, sizeof(float), e)) ||
+            (!m->nocache && !(m->Pc[k] = til_aligned_calloc(nd, sizeof(float), e)))) {
+            til_backbone_free(bb);
+            return -1;
+        }
+    m->F = m->Fc[0];
     m->dF = til_aligned_calloc(nd, sizeof(float), e);
     m->ident = til_malloc(N, sizeof *m->ident, e);
     m->cnt = til_calloc(N, sizeof *m->cnt, e);
@@ -348,4 +395,12 @@ int til_lightgcn_init(til_backbone *bb, const til_inter *train, int dim, int lay
     bb->U = m->F;
     bb->V = m->F + (uint64_t)train->n_users * dim;
     return 0;
+}
+
+void til_lightgcn_counts(const struct til_backbone *bb, uint64_t *prop, uint64_t *hit, uint64_t *other)
+{
+    const lgcn *m = bb->impl;
+    *prop = m->n_prop;
+    *hit = m->n_hit;
+    *other = m->n_other;
 }

@@ -11,6 +11,12 @@
  * Forward (once per batch, the whole graph, as LightGCN-PyTorch):
  *   E_{l+1} = A_hat E_l,  F = (E_0 + E_1 + ... + E_L) / (L + 1)
  *   U = F[0 .. n_users), V = F[n_users .. N)
+ * A forward whose param is bit-equal to the input of one of the last two
+ * forwards reuses that F (kept with a copy of its input) instead of
+ * propagating: same bits, since F depends on param alone. A TIL step
+ * forwards Theta, the look-ahead Theta~, then Theta again, and the trainer's
+ * and the meta-gradient's forwards of an unchanged Theta were each a full
+ * propagation (10 per TIL-UI step with --meta-batch fresh, 6 now; BPR: 2).
  * Backward: A_hat is symmetric, so with dF the gradient w.r.t. F,
  *   dE_0 = (dF + A_hat dF + ... + A_hat^L dF) / (L + 1)
  * plus the L2 term reg_c * e0 for every occurrence of a layer-0 row in the
@@ -56,5 +62,12 @@ void til_lightgcn_propagate(const til_graph *g, int layers, const float *X, floa
 
 /* LightGCN over train (users, items as in train); layers >= 1. */
 int til_lightgcn_init(struct til_backbone *bb, const til_inter *train, int dim, int layers, int threads, til_err *e);
+
+/* Full-graph propagations so far: forwards computed (*prop), forwards served
+ * from the forward cache (*hit: param bit-equal to one of the last two
+ * forwards' inputs, so the representations are reused, same bits), backward
+ * and jvp products (*other). The environment variable
+ * TIL_LIGHTGCN_NOCACHE=1 at init turns the cache off (every forward propagates). */
+void til_lightgcn_counts(const struct til_backbone *bb, uint64_t *prop, uint64_t *hit, uint64_t *other);
 
 #endif
