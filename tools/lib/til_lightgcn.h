@@ -67,7 +67,8 @@ int til_lightgcn_init(struct til_backbone *bb, const til_inter *train, int dim, 
  * from the forward cache (*hit: param bit-equal to one of the last two
  * forwards' inputs, so the representations are reused, same bits), backward
  * and jvp products (*other). The environment variable
- * TIL_LIGHTGCN_NOCACHE=1 at init turns the cache off (every forward propagates). */
+ * TIL_LIGHTGCN_NOCACHE=1 at init turns the cache off (every forward propagates);
+ * TIL_LGCN_COUNTS set prints these counts on stderr when the backbone is freed. */
 void til_lightgcn_counts(const struct til_backbone *bb, uint64_t *prop, uint64_t *hit, uint64_t *other);
 
 #endif
