@@ -1036,6 +1036,19 @@ int til_tilm_meta_dw_fast(til_tilm_fast *f, const float *P, const float *Q, cons
 
 /* ------------------------------------------------------------------ generic meta-gradient */
 
+/* *p holds at least n elements of size sz (contents kept) */
+static int mg_grow(void **p, uint64_t *cap, uint64_t n, size_t sz, til_err *e)
+{
+    if (n <= *cap)
+        return 0;
+    void *q = til_realloc(*p, n, sz, e);
+    if (!q)
+        return -1;
+    *p = q;
+    *cap = n;
+    return 0;
+}
+
 static inline double bpr_dx(double x) { return x >= 0 ? -exp(-x) / (1 + exp(-x)) : -1 / (1 + exp(x)); }
 
 int til_tilm_meta_generic(til_backbone *bb, const til_batch *in, const float *w, const til_batch *out, double reg,
@@ -1061,8 +1074,11 @@ int til_tilm_meta_generic(til_backbone *bb, const til_batch *in, const float *w,
     if (bb->ops->prepare(bb, in, e) || til_batch_grad(bb, in, reg, threads, sb, &loss, e))
         goto out;
     nr = bb->rows ? bb->n_rows : bb->n_param;
-    if (!(save = til_malloc(nr * d + 1, sizeof *save, e)) || !(rows = til_malloc(2 * nr + 1, sizeof *rows, e)))
+    if (mg_grow((void **)&sb->mg_save, &sb->mg_save_cap, nr * d + 1, sizeof *save, e) ||
+        mg_grow((void **)&sb->mg_rows, &sb->mg_rows_cap, 2 * nr + 1, sizeof *rows, e))
         goto out;
+    save = sb->mg_save;
+    rows = sb->mg_rows;
     for (uint64_t k = 0; k < nr; k++)
         rows[k] = bb->rows ? bb->rows[k] : (uint32_t)k;
     /* 2. Theta~ = Theta - beta g on those rows (kept, put back bit for bit) */
@@ -1086,12 +1102,9 @@ int til_tilm_meta_generic(til_backbone *bb, const til_batch *in, const float *w,
         memcpy(bb->param + (uint64_t)rows[k] * d, save + k * d, d * sizeof(float));
     moved = 0;
     uint64_t no = bb->rows ? bb->n_rows : bb->n_param;
-    if (no > nr) {
-        uint32_t *r2 = til_realloc(rows, nr + no, sizeof *rows, e);
-        if (!r2)
-            goto out;
-        rows = r2;
-    }
+    if (mg_grow((void **)&sb->mg_rows, &sb->mg_rows_cap, nr + no + 1, sizeof *rows, e))
+        goto out;
+    rows = sb->mg_rows;
     uint32_t *orow = rows + nr; /* prepare(in) below may reuse bb->rows' buffer */
     for (uint64_t k = 0; k < no; k++)
         orow[k] = bb->rows ? bb->rows[k] : (uint32_t)k;
@@ -1109,8 +1122,10 @@ int til_tilm_meta_generic(til_backbone *bb, const til_batch *in, const float *w,
             dw[k] = (float)(sc * bpr_dx((double)sb->s_pos[k] - sb->s_neg[k]) * ((double)dp[k] - dn[k]));
     } else {
         /* c = JVP(G_out) at Theta on the rows of `in`; dx_k.G_out = c_u.(q_i - q_j) + (c_i - c_j).p_u */
-        if (!(cU = til_calloc((nu + ni) * d, sizeof *cU, e)))
+        if (mg_grow((void **)&sb->mg_c, &sb->mg_c_cap, (nu + ni) * d + 1, sizeof *cU, e))
             goto out;
+        cU = sb->mg_c;
+        memset(cU, 0, (nu + ni) * d * sizeof *cU); /* jvp adds into it */
         float *cV = cU + nu * d;
         if (bb->ops->jvp(bb, orow, no, sb->G, in, cU, cV, threads, e))
             goto out;
@@ -1133,9 +1148,6 @@ out:
             memcpy(bb->param + (uint64_t)rows[k] * d, save + k * d, d * sizeof(float));
     sb->w = w0;
     sb->xr = xr0;
-    free(save);
-    free(rows);
-    free(cU);
     return rc;
 }
 

@@ -173,6 +173,12 @@ void til_step_buf_free(til_step_buf *s)
         free(*bufs[k]);
         *bufs[k] = NULL;
     }
+    free(s->mg_save);
+    free(s->mg_c);
+    free(s->mg_rows);
+    s->mg_save = s->mg_c = NULL;
+    s->mg_rows = NULL;
+    s->mg_save_cap = s->mg_c_cap = s->mg_rows_cap = 0;
 }
 
 typedef struct {

@@ -105,6 +105,11 @@ typedef struct til_step_buf {
     float *s_pos, *s_neg, *loss, *g_pos, *g_neg, *dU, *dQi, *dQj, *G;
     const float *w; /* B per-triplet BPR weights set by a til_method, or NULL (all 1); not owned */
     const til_rep_grad *xr; /* NULL, or an extra representation gradient set by a til_method; not owned */
+    /* scratch of til_tilm_meta_generic, kept between steps (graph backbones: N x dim
+     * each; allocating them per step cost page faults): capacities in elements */
+    float *mg_save, *mg_c;
+    uint32_t *mg_rows;
+    uint64_t mg_save_cap, mg_c_cap, mg_rows_cap;
 } til_step_buf;
 int til_step_buf_alloc(til_step_buf *s, uint64_t batch, int dim, til_err *e);
 void til_step_buf_free(til_step_buf *s);
