@@ -151,6 +151,37 @@ static void ref_meta_dw(ref_scores_fn f, void *ctx, const double *P, uint64_t np
     free(Q);
 }
 
+/* til_tilm_meta_generic on bb (its parameters P0, pbytes bytes; Pd: the same np
+ * values in double) at weights 0.3 + 0.15 k: dJ_out/dw and J_out against
+ * ref_meta_dw's double oracle, the parameters put back, 1 and 3 threads the same bits */
+static void ref_generic_check(const char *what, til_backbone *bb, til_step_buf *sb, const void *P0, size_t pbytes,
+                              const double *Pd, uint64_t np, uint32_t nu, int d, ref_scores_fn f, void *ctx,
+                              const til_batch *in, const til_batch *out, double reg, double beta)
+{
+    uint64_t n = in->n;
+    float *w = malloc(3 * n * sizeof *w), *dw = w + n, *dw3 = w + 2 * n;
+    double *ref = malloc(2 * n * sizeof *ref), *got = ref + n;
+    for (uint64_t k = 0; k < n; k++)
+        w[k] = 0.3f + 0.15f * (float)k;
+    double jo = 0, jo3 = 0, jr = 0;
+    til_err e;
+    int ok = til_tilm_meta_generic(bb, in, w, out, reg, beta, NULL, 1, sb, dw, &jo, &e) == 0;
+    CHECK(ok, "%s: %s", what, e.msg);
+    CHECK(memcmp(bb->param, P0, pbytes) == 0, "%s: param put back", what);
+    ok = ok && til_tilm_meta_generic(bb, in, w, out, reg, beta, NULL, 3, sb, dw3, &jo3, &e) == 0;
+    CHECK(ok, "%s: %s", what, e.msg);
+    CHECK(ok && memcmp(dw, dw3, n * sizeof *dw) == 0 && jo == jo3, "%s: 1 and 3 threads differ", what);
+    if (ok) {
+        ref_meta_dw(f, ctx, Pd, np, nu, d, in, w, out, beta, reg, ref, &jr);
+        for (uint64_t k = 0; k < n; k++)
+            got[k] = dw[k];
+        CHECK_CLOSE(what, got, ref, n, 1e-8, 1e-4);
+        CHECK(fabs(jo - jr) <= 1e-5 * fabs(jr), "%s: J_out %.9g vs %.9g", what, jo, jr);
+    }
+    free(w);
+    free(ref);
+}
+
 /* ------------------------------------------------------------------ TIL-MI's clustering loss */
 
 /* The representations F (n_users + n_items rows of d doubles) from P. */

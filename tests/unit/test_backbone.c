@@ -529,26 +529,14 @@ TEST(lightgcn_meta_grad_fd)
     for (int q = 0; q < N * D; q++)
         Pd[q] = P[q];
     til_batch in = {NB, BU, BI, BJ}, out = {OB, OU, OI, OJ};
-    float w[NB], dw[NB], dw3[NB];
-    for (int k = 0; k < NB; k++)
-        w[k] = 0.3f + 0.15f * (float)k;
-    til_err e;
     for (int L = 1; L <= 2; L++) {
         til_backbone bb;
         til_step_buf sb;
         if (lgcn_make(&bb, &sb, &t, L, P))
             break;
-        double jo, jo3, jr, ref[NB], got[NB];
-        CHECK(til_tilm_meta_generic(&bb, &in, w, &out, 0.05, 0.7, NULL, 1, &sb, dw, &jo, &e) == 0, "%s", e.msg);
-        CHECK(memcmp(bb.param, P, sizeof P) == 0, "param put back");
-        CHECK(til_tilm_meta_generic(&bb, &in, w, &out, 0.05, 0.7, NULL, 3, &sb, dw3, &jo3, &e) == 0, "%s", e.msg);
-        CHECK(memcmp(dw, dw3, sizeof dw) == 0 && jo == jo3, "1 and 3 threads differ");
         lgref r = {A, L};
-        ref_meta_dw(lgcn_scores_ref, &r, Pd, N * D, NU, D, &in, w, &out, 0.7, 0.05, ref, &jr);
-        for (int k = 0; k < NB; k++)
-            got[k] = dw[k];
-        CHECK_CLOSE("lightgcn dJ_out/dw", got, ref, NB, 1e-8, 1e-4);
-        CHECK(fabs(jo - jr) <= 1e-5 * fabs(jr), "J_out %.9g vs %.9g", jo, jr);
+        ref_generic_check("lightgcn dJ_out/dw", &bb, &sb, P, sizeof P, Pd, N * D, NU, D, lgcn_scores_ref, &r, &in,
+                          &out, 0.05, 0.7);
         til_step_buf_free(&sb);
         til_backbone_free(&bb);
     }
@@ -734,25 +722,13 @@ TEST(neumf_meta_grad_fd)
     double *Pd = calloc(np * ND, 8);
     til_backbone bb;
     til_step_buf sb;
-    til_err e;
     if (neumf_make(&bb, &sb, P, np) == 0) {
         memcpy(P0, bb.param, np * ND * 4);
         for (uint64_t q = 0; q < np * ND; q++)
             Pd[q] = P[q];
         til_batch in = {NB, BU, BI, BJ}, out = {OB, OU, OI, OJ};
-        float w[NB], dw[NB], dw3[NB];
-        for (int k = 0; k < NB; k++)
-            w[k] = 0.3f + 0.15f * (float)k;
-        double jo, jo3, jr, ref[NB], got[NB];
-        CHECK(til_tilm_meta_generic(&bb, &in, w, &out, 0.05, 0.5, NULL, 1, &sb, dw, &jo, &e) == 0, "%s", e.msg);
-        CHECK(memcmp(bb.param, P0, np * ND * 4) == 0, "param put back");
-        CHECK(til_tilm_meta_generic(&bb, &in, w, &out, 0.05, 0.5, NULL, 3, &sb, dw3, &jo3, &e) == 0, "%s", e.msg);
-        CHECK(memcmp(dw, dw3, sizeof dw) == 0 && jo == jo3, "1 and 3 threads differ");
-        ref_meta_dw(neumf_scores_ref, NULL, Pd, np * ND, NU, ND, &in, w, &out, 0.5, 0.05, ref, &jr);
-        for (int k = 0; k < NB; k++)
-            got[k] = dw[k];
-        CHECK_CLOSE("neumf dJ_out/dw", got, ref, NB, 1e-8, 1e-4);
-        CHECK(fabs(jo - jr) <= 1e-5 * fabs(jr), "J_out %.9g vs %.9g", jo, jr);
+        ref_generic_check("neumf dJ_out/dw", &bb, &sb, P0, np * ND * 4, Pd, np * ND, NU, ND, neumf_scores_ref, NULL, &in,
+                          &out, 0.05, 0.5);
         til_step_buf_free(&sb);
         til_backbone_free(&bb);
     }
