@@ -441,53 +441,28 @@ void til_dec_row_grad(const float *x, int d, const float *centers, int K, double
 #include <cblas.h>
 #endif
 
-/* C (m x n) = A (m x k) B^T (n x k), row-major */
-static void gemm_nt(int m, int n, int k, const float *A, const float *B, float *C)
+/* C (m x n) = op(A) op(B), row-major, op = transpose where ta / tb: A is m x k
+ * (k x m if ta), B is k x n (n x k if tb) */
+static void gemm(int ta, int tb, int m, int n, int k, const float *A, const float *B, float *C)
 {
+    const int lda = ta ? m : k, ldb = tb ? k : n;
 #ifdef TIL_HAVE_BLAS
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, A, k, B, k, 0.0f, C, n);
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k, 1.0f, A, lda,
+                B, ldb, 0.0f, C, n);
 #else
     for (int i = 0; i < m; i++)
         for (int j = 0; j < n; j++) {
             float s = 0;
             for (int t = 0; t < k; t++)
-                s += A[(size_t)i * k + t] * B[(size_t)j * k + t];
+                s += A[ta ? (size_t)t * lda + i : (size_t)i * lda + t] * B[tb ? (size_t)j * ldb + t : (size_t)t * ldb + j];
             C[(size_t)i * n + j] = s;
         }
 #endif
 }
 
-/* C (m x n) = A (m x k) B (k x n) */
-static void gemm_nn(int m, int n, int k, const float *A, const float *B, float *C)
-{
-#ifdef TIL_HAVE_BLAS
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, A, k, B, n, 0.0f, C, n);
-#else
-    for (int i = 0; i < m; i++)
-        for (int j = 0; j < n; j++) {
-            float s = 0;
-            for (int t = 0; t < k; t++)
-                s += A[(size_t)i * k + t] * B[(size_t)t * n + j];
-            C[(size_t)i * n + j] = s;
-        }
-#endif
-}
-
-/* C (m x n) = A^T (A: k x m) B (k x n) */
-static void gemm_tn(int m, int n, int k, const float *A, const float *B, float *C)
-{
-#ifdef TIL_HAVE_BLAS
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, n, k, 1.0f, A, m, B, n, 0.0f, C, n);
-#else
-    for (int i = 0; i < m; i++)
-        for (int j = 0; j < n; j++) {
-            float s = 0;
-            for (int t = 0; t < k; t++)
-                s += A[(size_t)t * m + i] * B[(size_t)t * n + j];
-            C[(size_t)i * n + j] = s;
-        }
-#endif
-}
+static void gemm_nt(int m, int n, int k, const float *A, const float *B, float *C) { gemm(0, 1, m, n, k, A, B, C); }
+static void gemm_nn(int m, int n, int k, const float *A, const float *B, float *C) { gemm(0, 0, m, n, k, A, B, C); }
+static void gemm_tn(int m, int n, int k, const float *A, const float *B, float *C) { gemm(1, 0, m, n, k, A, B, C); }
 
 /* The per-element loops below run in FW-wide chunks with restrict operands and
  * then a scalar tail: gcc -O2 (the very-cheap vectoriser) only vectorises loops
