@@ -157,6 +157,18 @@ static int lgcn_grad(const til_inter *t, int L, int threads, double reg, const f
     return rc ? -1 : 0;
 }
 
+/* the parameters the gradient tests start from: Xavier (seed 3) times scale,
+ * and their double copy in Pd (if not NULL) */
+static void start_params(float *P, double *Pd, float scale)
+{
+    til_init_xavier(P, N, D, 3, 0);
+    for (int q = 0; q < N * D; q++) {
+        P[q] *= scale;
+        if (Pd)
+            Pd[q] = P[q];
+    }
+}
+
 TEST(lightgcn_bpr_backward_fd)
 {
     til_inter t;
@@ -164,12 +176,8 @@ TEST(lightgcn_bpr_backward_fd)
     static double A[N][N];
     dense_ahat(&t, A);
     float P[N * D], G[N * D], G3[N * D];
-    til_init_xavier(P, N, D, 3, 0);
-    for (int q = 0; q < N * D; q++)
-        P[q] *= 6; /* larger scores: the sigmoid is not flat */
     double Pd[N * D], ref[N * D], got[N * D], reg = 0.05;
-    for (int q = 0; q < N * D; q++)
-        Pd[q] = P[q];
+    start_params(P, Pd, 6); /* larger scores: the sigmoid is not flat */
     for (int L = 1; L <= 2; L++) {
         double loss, l3;
         if (lgcn_grad(&t, L, 1, reg, P, G, &loss) || lgcn_grad(&t, L, 3, reg, P, G3, &l3))
@@ -522,12 +530,8 @@ TEST(lightgcn_meta_grad_fd)
     static double A[N][N];
     dense_ahat(&t, A);
     float P[N * D];
-    til_init_xavier(P, N, D, 3, 0);
-    for (int q = 0; q < N * D; q++)
-        P[q] *= 6;
     double Pd[N * D];
-    for (int q = 0; q < N * D; q++)
-        Pd[q] = P[q];
+    start_params(P, Pd, 6);
     til_batch in = {NB, BU, BI, BJ}, out = {OB, OU, OI, OJ};
     for (int L = 1; L <= 2; L++) {
         til_backbone bb;
@@ -559,9 +563,7 @@ TEST(lightgcn_til_mi_gamma)
     static double A[N][N];
     dense_ahat(&t, A);
     float P[N * D];
-    til_init_xavier(P, N, D, 3, 0);
-    for (int q = 0; q < N * D; q++)
-        P[q] *= 3; /* scores not flat, representations not far from every center */
+    start_params(P, NULL, 3); /* scores not flat, representations not far from every center */
     til_batch in = {NB, BU, BI, BJ}, b0 = {OB, OU, OI, OJ};
     for (int L = 1; L <= 2; L++) {
         til_backbone bb;
@@ -598,9 +600,7 @@ TEST(mf_til_mi_gamma)
     til_inter t;
     make_train(&t);
     float P[N * D];
-    til_init_xavier(P, N, D, 3, 0);
-    for (int q = 0; q < N * D; q++)
-        P[q] *= 3;
+    start_params(P, NULL, 3);
     til_batch in = {NB, BU, BI, BJ}, b0 = {OB, OU, OI, OJ};
     for (int path = 0; path < 3; path++) {
         til_backbone bb;

@@ -439,6 +439,19 @@ static int jv_make(til_backbone *bb, til_step_buf *sb, const til_inter *t, float
     return 0;
 }
 
+/* the tiny graph, an MGCCF backbone on it (jv_make) and its double reference;
+ * nonzero (t freed) when the backbone could not be made */
+static int jv_start(til_inter *t, til_backbone *bb, til_step_buf *sb, float *P, ref_graph *g)
+{
+    make_tiny(t);
+    if (jv_make(bb, sb, t, P)) {
+        til_inter_free(t);
+        return -1;
+    }
+    ref_graph_make(g, t, bb);
+    return 0;
+}
+
 /* jvp == (F(P + h Dir) - F(P - h Dir)) / 2h of the double reference (h = 1e-5:
  * truncation ~h^2 = 1e-10, far below float rounding); want = batch gives the
  * batch's rows bit for bit and leaves the others; a row list == the same rows
@@ -447,17 +460,13 @@ static int jv_make(til_backbone *bb, til_step_buf *sb, const til_inter *t, float
 TEST(mgccf_jvp)
 {
     til_inter t;
-    make_tiny(&t);
     til_err e;
     til_backbone bb;
     til_step_buf sb;
     static float P[NP * D], Dir[NP * D];
-    if (jv_make(&bb, &sb, &t, P)) {
-        til_inter_free(&t);
-        return;
-    }
     static ref_graph g;
-    ref_graph_make(&g, &t, &bb);
+    if (jv_start(&t, &bb, &sb, P, &g))
+        return;
     til_init_xavier(Dir, NP, D, 9, 0);
     for (int q = 0; q < NP * D; q++)
         Dir[q] *= 4.0f;
@@ -544,16 +553,12 @@ static void mg_scores_ref(void *ctx, const double *P, const til_batch *b, double
 TEST(mgccf_meta_grad_fd)
 {
     til_inter t;
-    make_tiny(&t);
     til_backbone bb;
     til_step_buf sb;
     static float P[NP * D];
-    if (jv_make(&bb, &sb, &t, P)) {
-        til_inter_free(&t);
-        return;
-    }
     static ref_graph g;
-    ref_graph_make(&g, &t, &bb);
+    if (jv_start(&t, &bb, &sb, P, &g))
+        return;
     static double Pd[NP * D];
     for (int q = 0; q < NP * D; q++)
         Pd[q] = P[q];
@@ -572,16 +577,12 @@ static void mg_reps_ref(void *ctx, const double *P, double *F) { ref_forward(ctx
 TEST(mgccf_til_mi_gamma)
 {
     til_inter t;
-    make_tiny(&t);
     til_backbone bb;
     til_step_buf sb;
     static float P[NP * D];
-    if (jv_make(&bb, &sb, &t, P)) {
-        til_inter_free(&t);
-        return;
-    }
     static ref_graph g;
-    ref_graph_make(&g, &t, &bb);
+    if (jv_start(&t, &bb, &sb, P, &g))
+        return;
     til_batch in = {NB, BU, BI, BJ}, b0 = {OB, OU, OI, OJ};
     ref_mi_check("mgccf", &bb, &sb, &t, mg_scores_ref, mg_reps_ref, &g, &b0, &in, 5.0, 0);
     til_step_buf_free(&sb);
