@@ -309,6 +309,43 @@ TEST(neumf_bpr_backward_fd)
     free(P), free(G), free(G3), free(Pd), free(ref), free(got);
 }
 
+/* D = 64 (16-item blocks, 37 items: two full blocks and a padded one): the
+ * scorer against til_neumf_score within tolerance and, bit for bit, against
+ * the per-item loop (TIL_NEUMF_GENERIC=1) */
+TEST(neumf_scorer_d64_blocks)
+{
+    enum { U = 3, I = 37, DD = 64 };
+    til_err e;
+    til_backbone bb;
+    CHECK(til_backbone_create_opts(&bb, "neumf", U, I, DD, 8, NULL, &e) == 0, "%s", e.msg);
+    til_init_xavier(bb.param, U + I, DD, 7, 0);
+    bb.ops->init(&bb, 9);
+    for (uint64_t q = 0; q < bb.n_param * DD; q++)
+        bb.param[q] *= 3;
+    CHECK(bb.ops->forward(&bb, NULL, 1, &e) == 0, "%s", e.msg);
+    til_neumf_net net;
+    til_neumf_net_view(&net, DD, bb.param + (U + I) * DD);
+    static double ref[U * I], got[U * I];
+    static float out[2][U * I];
+    uint32_t users[U] = {0, 1, 2};
+    for (int v = 0; v < 2; v++) {
+        if (v)
+            setenv("TIL_NEUMF_GENERIC", "1", 1);
+        til_scorer s;
+        CHECK(til_backbone_scorer(&bb, &s, &e) == 0 && s.score(s.ctx, users, U, out[v], &e) == 0, "%s", e.msg);
+        unsetenv("TIL_NEUMF_GENERIC");
+    }
+    for (int u = 0; u < U; u++)
+        for (int i = 0; i < I; i++) {
+            ref[u * I + i] = til_neumf_score(&net, bb.U + u * DD, bb.V + i * DD);
+            got[u * I + i] = out[0][u * I + i];
+        }
+    /* float sums of 64 terms of size ~1 in two different orders: atol 2e-5 */
+    CHECK_CLOSE("neumf D = 64 block scorer vs til_neumf_score", got, ref, U * I, 2e-5, 1e-5);
+    CHECK(memcmp(out[0], out[1], sizeof out[0]) == 0, "neumf D = 64: block scorer and per-item loop differ");
+    til_backbone_free(&bb);
+}
+
 TEST(neumf_scorer_matches_pair_reference_and_model_file)
 {
     til_err e;
@@ -776,5 +813,6 @@ int main(void)
     RUN(neumf_meta_grad_fd);
     RUN(neumf_til_mi_gamma);
     RUN(neumf_scorer_matches_pair_reference_and_model_file);
+    RUN(neumf_scorer_d64_blocks);
     return unit_end();
 }

@@ -9,6 +9,7 @@
  * double reference, its transpose against backward, and TIL's meta-gradient
  * on MGCCF against the double oracle of meta_ref.h, also for TIL-MI with the
  * clustering loss (ref_mi_check). */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,6 +98,29 @@ static void check_knn(const til_knn *g, const unsigned char *M, int n, int nc, i
     }
     free(out);
     free(n_out);
+}
+
+/* til_tanhf_fast against tanh() in double over [-20, 20] (dense near 0 and
+ * around the 0.625 switch), oddness, and the special values */
+TEST(tanhf_fast_accuracy)
+{
+    double worst = 0;
+    float wx = 0;
+    for (int q = 0; q <= 800000; q++) {
+        float x = q <= 400000 ? -20.0f + 40.0f * (float)q / 400000.0f
+                              : (q <= 600000 ? (float)(q - 500000) * 2e-5f : 0.625f + (float)(q - 700000) * 1e-6f);
+        double ex = tanh((double)x), err = fabs((double)til_tanhf_fast(x) - ex) / (3e-7 + 3e-7 * fabs(ex));
+        if (err > worst) {
+            worst = err;
+            wx = x;
+        }
+        CHECK(til_tanhf_fast(-x) == -til_tanhf_fast(x), "til_tanhf_fast not odd at %.9g", x);
+    }
+    CHECK(worst <= 1, "til_tanhf_fast off by %g x tolerance at %.9g (%.9g vs %.9g)", worst, wx, til_tanhf_fast(wx),
+          tanh(wx));
+    CHECK(til_tanhf_fast(0.0f) == 0.0f && til_tanhf_fast(1e-30f) == 1e-30f, "tanh(0), tanh(tiny) should be exact");
+    CHECK(til_tanhf_fast(INFINITY) == 1.0f && til_tanhf_fast(-INFINITY) == -1.0f && isnan(til_tanhf_fast(NAN)),
+          "tanh(+-inf) = +-1, tanh(NaN) = NaN");
 }
 
 TEST(knn_matches_brute_force)
@@ -346,11 +370,13 @@ TEST(mgccf_bpr_backward_fd)
     til_inter_free(&t);
 }
 
-/* a larger random graph: thread counts and batch forward, bit for bit */
+/* a larger random graph at D = 64: 1 thread, 3 threads, and 1 thread with the
+ * D = 64 register path off (TIL_MGCCF_GENERIC=1): gradient, loss and the full
+ * forward bit for bit */
 TEST(mgccf_threads_same_bits)
 {
     til_inter t;
-    enum { U = 60, I = 80, DD = 8, BB = 50 };
+    enum { U = 60, I = 80, DD = 64, BB = 50, NV = 3 };
     make_random(&t, U, I, 0.08, 11);
     uint32_t bu[BB], bi[BB], bj[BB];
     til_rng r;
@@ -362,10 +388,12 @@ TEST(mgccf_threads_same_bits)
     }
     til_batch b = {BB, bu, bi, bj};
     uint64_t np = 0;
-    float *G[2] = {0}, *F[2] = {0};
-    double loss[2] = {0};
-    for (int v = 0; v < 2; v++) {
-        int th = v ? 3 : 1;
+    float *G[NV] = {0}, *F[NV] = {0};
+    double loss[NV] = {0};
+    for (int v = 0; v < NV; v++) {
+        int th = v == 1 ? 3 : 1;
+        if (v == 2)
+            setenv("TIL_MGCCF_GENERIC", "1", 1);
         til_err e;
         til_backbone bb;
         til_step_buf sb;
@@ -387,12 +415,16 @@ TEST(mgccf_threads_same_bits)
         memcpy(F[v], bb.U, (U + I) * DD * sizeof(float));
         til_step_buf_free(&sb);
         til_backbone_free(&bb);
+        unsetenv("TIL_MGCCF_GENERIC");
     }
-    if (G[0] && G[1]) {
-        CHECK(memcmp(G[0], G[1], np * DD * sizeof(float)) == 0 && loss[0] == loss[1], "G: 1 and 3 threads differ");
-        CHECK(memcmp(F[0], F[1], (U + I) * DD * sizeof(float)) == 0, "f: 1 and 3 threads differ");
-    }
-    for (int v = 0; v < 2; v++)
+    static const char *what[NV] = {"", "3 threads", "the generic D path"};
+    for (int v = 1; v < NV; v++)
+        if (G[0] && G[v]) {
+            CHECK(memcmp(G[0], G[v], np * DD * sizeof(float)) == 0 && loss[0] == loss[v], "G: 1 thread and %s differ",
+                  what[v]);
+            CHECK(memcmp(F[0], F[v], (U + I) * DD * sizeof(float)) == 0, "f: 1 thread and %s differ", what[v]);
+        }
+    for (int v = 0; v < NV; v++)
         free(G[v]), free(F[v]);
     til_inter_free(&t);
 }
@@ -592,6 +624,7 @@ TEST(mgccf_til_mi_gamma)
 
 int main(void)
 {
+    RUN(tanhf_fast_accuracy);
     RUN(knn_matches_brute_force);
     RUN(mgccf_bpr_backward_fd);
     RUN(mgccf_threads_same_bits);

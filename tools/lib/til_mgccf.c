@@ -189,6 +189,7 @@ typedef struct mgccf {
     float *X;             /* cap x SLOT_BUFS x D */
     til_batch fwd;        /* the batch of the last forward (n = 0: none) */
     uint32_t *ident;      /* n_param: rows[k] = k */
+    float *Wt;            /* 10 D x D: the weights transposed (backward's g W^T as a vecmat), per backward */
     /* jvp (allocated by its first call) */
     float *jD;            /* n_param x D: a row-list direction scattered */
     uint32_t *jmark, jcur; /* N: stamp of the nodes listed in jrow */
@@ -216,10 +217,80 @@ static inline void sim_range(const mgccf *m, const til_knn *g, uint64_t nu, uint
     *off = side ? (uint32_t)nu : 0;
 }
 
+/* D = 64 (the paper's size): y in four 16-float registers (gcc vector extension;
+ * two or four narrower registers per vector on machines without AVX-512) for the
+ * whole k loop; the loop below stores y back every k. Per element the same
+ * products and sums in the same order, so bit-identical to it. */
+typedef float v16f __attribute__((vector_size(64)));
+static int vecmat_generic; /* TIL_MGCCF_GENERIC=1 at til_mgccf_init: the loop below for D = 64 too (tests) */
+static inline void vecmat64(const float *restrict x, const float *restrict W, float *restrict y, int acc)
+{
+    v16f y0 = {0}, y1 = {0}, y2 = {0}, y3 = {0}, w0, w1, w2, w3;
+    if (acc) {
+        memcpy(&y0, y, sizeof y0);
+        memcpy(&y1, y + 16, sizeof y1);
+        memcpy(&y2, y + 32, sizeof y2);
+        memcpy(&y3, y + 48, sizeof y3);
+    }
+    for (int k = 0; k < 64; k++) {
+        const float *w = W + (uint64_t)k * 64;
+        memcpy(&w0, w, sizeof w0);
+        memcpy(&w1, w + 16, sizeof w1);
+        memcpy(&w2, w + 32, sizeof w2);
+        memcpy(&w3, w + 48, sizeof w3);
+        float xk = x[k];
+        y0 = y0 + xk * w0;
+        y1 = y1 + xk * w1;
+        y2 = y2 + xk * w2;
+        y3 = y3 + xk * w3;
+    }
+    memcpy(y, &y0, sizeof y0);
+    memcpy(y + 16, &y1, sizeof y1);
+    memcpy(y + 32, &y2, sizeof y2);
+    memcpy(y + 48, &y3, sizeof y3);
+}
+
+/* y[D] = sum over q in [lo, hi) of E[(col[q] + off) * D ..] (y = 0 for none), q increasing:
+ * the neighbourhood sums, D = 64 in registers (bit-identical to the loop) */
+static inline void rowsum(const float *restrict E, const uint32_t *restrict col, uint64_t lo, uint64_t hi, uint32_t off,
+                          int D, float *restrict y)
+{
+    if (D == 64 && !vecmat_generic) {
+        v16f y0 = {0}, y1 = {0}, y2 = {0}, y3 = {0}, x0, x1, x2, x3;
+        for (uint64_t q = lo; q < hi; q++) {
+            const float *x = E + (uint64_t)(col[q] + off) * 64;
+            memcpy(&x0, x, sizeof x0);
+            memcpy(&x1, x + 16, sizeof x1);
+            memcpy(&x2, x + 32, sizeof x2);
+            memcpy(&x3, x + 48, sizeof x3);
+            y0 = y0 + x0;
+            y1 = y1 + x1;
+            y2 = y2 + x2;
+            y3 = y3 + x3;
+        }
+        memcpy(y, &y0, sizeof y0);
+        memcpy(y + 16, &y1, sizeof y1);
+        memcpy(y + 32, &y2, sizeof y2);
+        memcpy(y + 48, &y3, sizeof y3);
+        return;
+    }
+    for (int k = 0; k < D; k++)
+        y[k] = 0.0f;
+    for (uint64_t q = lo; q < hi; q++) {
+        const float *restrict x = E + (uint64_t)(col[q] + off) * D;
+        for (int k = 0; k < D; k++)
+            y[k] += x[k];
+    }
+}
+
 /* y[dout] (=|+=) x[din] W (W: din x dout row-major): y_j = sum_k x_k W[k][j], k increasing */
 static inline void vecmat(const float *restrict x, const float *restrict W, int din, int dout, float *restrict y,
                           int acc)
 {
+    if (din == 64 && dout == 64 && !vecmat_generic) {
+        vecmat64(x, W, y, acc);
+        return;
+    }
     if (!acc)
         for (int j = 0; j < dout; j++)
             y[j] = 0.0f;
@@ -231,20 +302,19 @@ static inline void vecmat(const float *restrict x, const float *restrict W, int 
     }
 }
 
-/* y[din] (=|+=) g[dout] W^T: y_k = dot(W[k], g) (til_dot's fixed order) */
-static inline void matvec_t(const float *restrict g, const float *restrict W, int din, int dout, float *restrict y,
-                            int acc)
+/* the transpose of weight w of a side (filled by mg_backward): g W^T = vecmat(g, W^T),
+ * y_k = sum_j g_j W[k][j], j increasing */
+static const float *weight_t(const til_backbone *bb, int side, int w)
 {
-    for (int k = 0; k < din; k++) {
-        float s = til_dot(W + (uint64_t)k * dout, g, dout);
-        y[k] = acc ? y[k] + s : s;
-    }
+    const mgccf *m = bb->impl;
+    uint64_t D = (uint64_t)bb->dim;
+    return m->Wt + (uint64_t)(side * W_PER_SIDE + w) * D * D;
 }
 
-static inline void tanh_v(float *v, int d)
+static inline void tanh_v(float *restrict v, int d)
 {
     for (int k = 0; k < d; k++)
-        v[k] = tanhf(v[k]);
+        v[k] = til_tanhf_fast(v[k]);
 }
 
 /* Forward of node r into o[A..S] (each D) and f (D):
@@ -256,13 +326,7 @@ static void fwd_row(const til_backbone *bb, uint64_t r, float *const o[6], float
     int D = bb->dim, side = r >= bb->n_users;
     const float *E = bb->param, *er = E + r * D;
     float *a = o[0], *n = o[1], *h = o[2], *b = o[3], *z = o[4], *s = o[5];
-    for (int k = 0; k < D; k++)
-        a[k] = b[k] = 0.0f;
-    for (uint64_t q = m->bp_ptr[r]; q < m->bp_ptr[r + 1]; q++) {
-        const float *restrict x = E + (uint64_t)m->bp_col[q] * D;
-        for (int k = 0; k < D; k++)
-            a[k] += x[k];
-    }
+    rowsum(E, m->bp_col, m->bp_ptr[r], m->bp_ptr[r + 1], 0, D, a);
     float inv = m->inv[r];
     for (int k = 0; k < D; k++)
         a[k] *= inv;
@@ -270,11 +334,7 @@ static void fwd_row(const til_backbone *bb, uint64_t r, float *const o[6], float
     const uint32_t *col;
     uint32_t off;
     sim_range(m, m->sim, bb->n_users, r, &lo, &hi, &col, &off);
-    for (uint64_t q = lo; q < hi; q++) {
-        const float *restrict x = E + (uint64_t)(col[q] + off) * D;
-        for (int k = 0; k < D; k++)
-            b[k] += x[k];
-    }
+    rowsum(E, col, lo, hi, off, D, b);
     vecmat(a, weight(bb, side, WQ), D, D, n, 0);
     tanh_v(n, D);
     vecmat(er, weight(bb, side, WT), D, D, h, 0);
@@ -370,13 +430,7 @@ static void jvp_part(void *ctx, int part, uint64_t lo, uint64_t hi)
         fwd_row(bb, r, o, f);
         const float *er = bb->param + r * D, *De = j->Dir + r * D;
         const float *dW = j->Dir + (m->N + (uint64_t)side * W_PER_SIDE * D) * D; /* the side's weight directions */
-        for (int k = 0; k < D; k++)
-            da[k] = db[k] = 0.0f;
-        for (uint64_t q = m->bp_ptr[r]; q < m->bp_ptr[r + 1]; q++) {
-            const float *restrict x = j->Dir + (uint64_t)m->bp_col[q] * D;
-            for (int k = 0; k < D; k++)
-                da[k] += x[k];
-        }
+        rowsum(j->Dir, m->bp_col, m->bp_ptr[r], m->bp_ptr[r + 1], 0, D, da);
         float inv = m->inv[r];
         for (int k = 0; k < D; k++)
             da[k] *= inv;
@@ -384,11 +438,7 @@ static void jvp_part(void *ctx, int part, uint64_t lo, uint64_t hi)
         const uint32_t *col;
         uint32_t off;
         sim_range(m, m->sim, nu, r, &slo, &shi, &col, &off);
-        for (uint64_t q = slo; q < shi; q++) {
-            const float *restrict x = j->Dir + (uint64_t)(col[q] + off) * D;
-            for (int k = 0; k < D; k++)
-                db[k] += x[k];
-        }
+        rowsum(j->Dir, col, slo, shi, off, D, db);
         vecmat(da, weight(bb, side, WQ), D, D, dn, 0);
         vecmat(a, dW + WQ * DD, D, D, dn, 1);
         dtanh_v(dn, n, D);
@@ -530,16 +580,16 @@ static void bwd_slots_part(void *ctx, int part, uint64_t lo, uint64_t hi)
             gz[k] = dF[k] * (1.0f - z[k] * z[k]);
             gs[k] = dF[k] * (1.0f - s[k] * s[k]);
         }
-        matvec_t(gh, weight(bb, side, WB), D, D, gn, 0);
+        vecmat(gh, weight_t(bb, side, WB), D, D, gn, 0);
         for (int k = 0; k < D; k++)
             gn[k] *= 1.0f - n[k] * n[k];
-        matvec_t(gn, weight(bb, side, WQ), D, D, dA, 0);
+        vecmat(gn, weight_t(bb, side, WQ), D, D, dA, 0);
         float inv = m->inv[r];
         for (int k = 0; k < D; k++)
             dA[k] *= inv;
-        matvec_t(gz, weight(bb, side, WM), D, D, dB, 0);
-        matvec_t(gh, weight(bb, side, WT), D, D, dS, 0);
-        matvec_t(gs, weight(bb, side, WS), D, D, dS, 1);
+        vecmat(gz, weight_t(bb, side, WM), D, D, dB, 0);
+        vecmat(gh, weight_t(bb, side, WT), D, D, dS, 0);
+        vecmat(gs, weight_t(bb, side, WS), D, D, dS, 1);
     }
 }
 
@@ -605,6 +655,36 @@ static void wgrad_part(void *ctx, int part, uint64_t lo, uint64_t hi)
         int mat = (int)(blk / (uint64_t)nb), side = mat / W_PER_SIDE, w = mat % W_PER_SIDE;
         int k0 = (int)(blk % (uint64_t)nb) * WBLK, kn = D - k0 < WBLK ? D - k0 : WBLK;
         uint64_t t0 = side ? m->n_tu : 0, t1 = side ? m->n_t : m->n_tu;
+        if (D == 64 && kn % 4 == 0 && !vecmat_generic) {
+            /* four rows of the block at a time, their 4 x 64 sums in registers (same order: bit-identical) */
+            for (int k4 = 0; k4 < kn; k4 += 4) {
+                v16f s00 = {0}, s01 = {0}, s02 = {0}, s03 = {0}, s10 = {0}, s11 = {0}, s12 = {0}, s13 = {0};
+                v16f s20 = {0}, s21 = {0}, s22 = {0}, s23 = {0}, s30 = {0}, s31 = {0}, s32 = {0}, s33 = {0};
+                for (uint64_t t = t0; t < t1; t++) {
+                    const float *x = xbuf[w] >= 0 ? slot_buf(m, D, t, xbuf[w]) : bb->param + (uint64_t)m->trow[t] * D;
+                    const float *g = slot_buf(m, D, t, gbuf[w]);
+                    v16f g0, g1, g2, g3;
+                    memcpy(&g0, g, sizeof g0);
+                    memcpy(&g1, g + 16, sizeof g1);
+                    memcpy(&g2, g + 32, sizeof g2);
+                    memcpy(&g3, g + 48, sizeof g3);
+                    float x0 = x[k0 + k4], x1 = x[k0 + k4 + 1], x2 = x[k0 + k4 + 2], x3 = x[k0 + k4 + 3];
+                    s00 = s00 + x0 * g0, s01 = s01 + x0 * g1, s02 = s02 + x0 * g2, s03 = s03 + x0 * g3;
+                    s10 = s10 + x1 * g0, s11 = s11 + x1 * g1, s12 = s12 + x1 * g2, s13 = s13 + x1 * g3;
+                    s20 = s20 + x2 * g0, s21 = s21 + x2 * g1, s22 = s22 + x2 * g2, s23 = s23 + x2 * g3;
+                    s30 = s30 + x3 * g0, s31 = s31 + x3 * g1, s32 = s32 + x3 * g2, s33 = s33 + x3 * g3;
+                }
+#define WG_PUT(r, c, v) memcpy(acc + (k4 + (r)) * 64 + (c) * 16, &(v), sizeof(v16f))
+                WG_PUT(0, 0, s00), WG_PUT(0, 1, s01), WG_PUT(0, 2, s02), WG_PUT(0, 3, s03);
+                WG_PUT(1, 0, s10), WG_PUT(1, 1, s11), WG_PUT(1, 2, s12), WG_PUT(1, 3, s13);
+                WG_PUT(2, 0, s20), WG_PUT(2, 1, s21), WG_PUT(2, 2, s22), WG_PUT(2, 3, s23);
+                WG_PUT(3, 0, s30), WG_PUT(3, 1, s31), WG_PUT(3, 2, s32), WG_PUT(3, 3, s33);
+#undef WG_PUT
+            }
+            float *dst = j->G + (m->N + (uint64_t)mat * D + (uint64_t)k0) * D;
+            memcpy(dst, acc, (size_t)kn * D * sizeof(float));
+            continue;
+        }
         memset(acc, 0, (size_t)kn * D * sizeof(float));
         for (uint64_t t = t0; t < t1; t++) {
             const float *x = xbuf[w] >= 0 ? slot_buf(m, D, t, xbuf[w]) : bb->param + (uint64_t)m->trow[t] * D;
@@ -637,6 +717,13 @@ static int mg_backward(til_backbone *bb, const til_batch *b, const float *dU, co
         const float *s3[3] = {dU + t * D, dQi + t * D, dQj + t * D};
         for (int q = 0; q < 3; q++)
             add_row(slot_buf(m, D, (uint64_t)m->slot[r3[q]], DF), s3[q], D);
+    }
+    for (int w = 0; w < 2 * W_PER_SIDE; w++) {
+        const float *W = weight(bb, w / W_PER_SIDE, w % W_PER_SIDE);
+        float *T = m->Wt + (uint64_t)w * D * D;
+        for (int k = 0; k < D; k++)
+            for (int q = 0; q < D; q++)
+                T[(uint64_t)q * D + k] = W[(uint64_t)k * D + q];
     }
     job j = {bb, reg_c, G};
     til_par_for(threads, m->n_t, bwd_slots_part, &j);
@@ -704,6 +791,7 @@ static void mg_free(til_backbone *bb)
         free(m->trow);
         free(m->X);
         free(m->ident);
+        free(m->Wt);
         free(m->jD);
         free(m->jmark);
         free(m->jrow);
@@ -781,6 +869,8 @@ int til_mgccf_init(til_backbone *bb, const til_inter *train, int dim, int k, uin
 {
     memset(bb, 0, sizeof *bb);
     bb->ops = &mg_ops;
+    const char *gen = getenv("TIL_MGCCF_GENERIC");
+    vecmat_generic = gen && *gen == '1';
     bb->n_users = train->n_users;
     bb->n_items = train->n_items;
     bb->dim = dim;
@@ -807,7 +897,8 @@ int til_mgccf_init(til_backbone *bb, const til_inter *train, int dim, int k, uin
     m->trow = til_malloc(m->cap + 1, sizeof *m->trow, e);
     m->X = til_aligned_calloc(m->cap * SLOT_BUFS * D, sizeof(float), e);
     m->ident = til_malloc(bb->n_param, sizeof *m->ident, e);
-    if (!bb->param || !m->F || !m->slot || !m->cnt || !m->trow || !m->X || !m->ident ||
+    m->Wt = til_aligned_calloc(10 * D * D, sizeof(float), e);
+    if (!bb->param || !m->F || !m->slot || !m->cnt || !m->trow || !m->X || !m->ident || !m->Wt ||
         build_graphs(m, train, threads, e)) {
         til_backbone_free(bb);
         return -1;

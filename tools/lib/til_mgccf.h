@@ -67,9 +67,54 @@
 #define TIL_MGCCF_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "til_inter.h"
 #include "til_util.h"
+
+/* tanh(x) in float, branch-free so that gcc vectorises the loops around it
+ * (glibc's tanhf is a call per element and was a quarter of an MGCCF TIL
+ * step): Cephes' tanhf polynomial for |x| < 0.625, 1 - 2 / (e^{2|x|} + 1)
+ * above (e^y by Cephes' expf polynomial and an exponent shift, |x| clamped
+ * to 10, where tanh rounds to 1 in float), the sign put back by bits. Tested
+ * against tanh() in double: within 3e-7 absolute + 3e-7 relative over
+ * [-20, 20]; tanh(0) = 0, odd, +-inf gives +-1, NaN gives NaN. */
+static inline float til_tanhf_fast(float x)
+{
+    /* every select on integer bits: gcc if-converts (and vectorises) those, not float ?: */
+    uint32_t ix, sx, ia;
+    memcpy(&ix, &x, sizeof ix);
+    sx = ix & 0x80000000u;
+    ia = ix & 0x7fffffffu;
+    uint32_t nan = (uint32_t)-(int32_t)(ia > 0x7f800000u);
+    float a;
+    memcpy(&a, &ia, sizeof a);
+    /* small: x + x z P(z) */
+    float z = a * a;
+    float ps = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z + 1.33314422036e-1f) * z -
+                3.33332819422e-1f) * z * a + a;
+    /* large: e = exp(2 min(a, 10)) = 2^n e^r, |r| <= ln2 / 2 (bits of a >= 0 order as a does) */
+    uint32_t ic = ia < 0x41200000u ? ia : 0x41200000u;
+    float c;
+    memcpy(&c, &ic, sizeof c);
+    float y = 2.0f * c;
+    float n = (float)(int32_t)(y * 1.44269504088896341f + 0.5f); /* y >= 0: round half up */
+    float r = (y - n * 0.693359375f) + n * 2.12194440e-4f;
+    float pe = (((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r +
+                 1.6666665459e-1f) * r + 5.0000001201e-1f) * r * r + r + 1.0f;
+    uint32_t ie = (uint32_t)((int32_t)n + 127) << 23;
+    float p2;
+    memcpy(&p2, &ie, sizeof p2);
+    float pl = 1.0f - 2.0f / (pe * p2 + 1.0f);
+    uint32_t bs, bl, small = (uint32_t)-(int32_t)(ia < 0x3f200000u); /* a < 0.625 */
+    memcpy(&bs, &ps, sizeof bs);
+    memcpy(&bl, &pl, sizeof bl);
+    uint32_t it = (((bs & small) | (bl & ~small)) | sx) & ~nan;
+    it |= ix & nan; /* NaN stays NaN */
+    float t;
+    memcpy(&t, &it, sizeof t);
+    return t;
+}
 
 struct til_backbone;
 

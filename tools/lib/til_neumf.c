@@ -140,7 +140,56 @@ typedef struct nscore {
     const float *U, *V;
     uint32_t n_items;
     float *B; /* n_items x h: b1 + W1[h..D)^T q_i[h..D) */
+    float *Bk; /* h = 32 (D = 64): per block of 16 items, B (h x 16) then the GMF
+                  halves q_i[0..h) (h x 16), item-minor; the last block zero-padded */
 } nscore;
+
+/* D = 64: 16 items at a time, one item per vector lane (gcc vector extension),
+ * so each lane does what nscore_user does for its item, in the same order:
+ * bit-identical to it. */
+typedef float v16f __attribute__((vector_size(64)));
+typedef int32_t v16i __attribute__((vector_size(64)));
+static void nscore_user_blocks(const nscore *c, const float *restrict pu, float *restrict out)
+{
+    enum { H = 32, H2 = 16, L = 16 };
+    const til_neumf_net *n = &c->net;
+    float A[H], gw[H];
+    for (int j = 0; j < H; j++)
+        A[j] = 0.0f;
+    for (int k = 0; k < H; k++) {
+        const float *restrict w = n->W1 + (uint64_t)k * H;
+        for (int j = 0; j < H; j++)
+            A[j] += pu[H + k] * w[j];
+    }
+    for (int k = 0; k < H; k++)
+        gw[k] = n->wp[k] * pu[k];
+    uint32_t nb = (c->n_items + L - 1) / L;
+    const v16f zero = {0};
+    for (uint32_t blk = 0; blk < nb; blk++) {
+        const float *Bb = c->Bk + (uint64_t)blk * 2 * H * L, *Qb = Bb + H * L;
+        v16f z2[H2];
+        for (int j = 0; j < H2; j++)
+            z2[j] = zero + n->b2[j];
+        for (int k = 0; k < H; k++) {
+            v16f a;
+            memcpy(&a, Bb + k * L, sizeof a);
+            a = A[k] + a;
+            a = (v16f)((v16i)a & (a > zero)); /* a > 0 ? a : 0 */
+            const float *restrict w = n->W2 + (uint64_t)k * H2;
+            for (int j = 0; j < H2; j++)
+                z2[j] = z2[j] + a * w[j];
+        }
+        v16f sv = zero + n->bp[0], q;
+        for (int k = 0; k < H; k++) {
+            memcpy(&q, Qb + k * L, sizeof q);
+            sv = sv + gw[k] * q;
+        }
+        for (int j = 0; j < H2; j++)
+            sv = sv + n->wp[H + j] * (v16f)((v16i)z2[j] & (z2[j] > zero));
+        uint32_t i0 = blk * L, m = c->n_items - i0 < L ? c->n_items - i0 : L;
+        memcpy(out + i0, &sv, m * sizeof(float));
+    }
+}
 
 /* out[r][i] for users[r] against every item: a1 = relu(A_u + B_i) with
  * A_u = W1[0..h)^T p_u[h..D) computed once per user, then as pair_fwd. */
@@ -187,7 +236,9 @@ static int nscore_fn(void *ctx, const uint32_t *users, int n, float *out, til_er
     for (int r = 0; r < n; r++) {
         const float *pu = c->U + (uint64_t)users[r] * (2 * h);
         float *o = out + (uint64_t)r * c->n_items;
-        if (h == 32)
+        if (c->Bk)
+            nscore_user_blocks(c, pu, o);
+        else if (h == 32)
             nscore_user(c, pu, o, 32);
         else if (h == 64)
             nscore_user(c, pu, o, 64);
@@ -239,6 +290,23 @@ int til_neumf_scorer(til_scorer *s, const til_neumf_net *net, const float *U, co
     }
     itemb_job j = {c};
     til_par_for(threads < 1 ? 1 : threads, n_items, itemb_part, &j);
+    const char *gen = getenv("TIL_NEUMF_GENERIC"); /* 1: the per-item loop at D = 64 too (tests) */
+    if (net->h == 32 && !(gen && *gen == '1')) {
+        enum { H = 32, L = 16 };
+        uint64_t nb = ((uint64_t)n_items + L - 1) / L;
+        if (!(c->Bk = til_aligned_calloc(nb * 2 * H * L, sizeof(float), e))) {
+            free(c->B);
+            free(c);
+            return -1;
+        }
+        for (uint64_t i = 0; i < n_items; i++) {
+            float *Bb = c->Bk + (i / L) * 2 * H * L;
+            for (int k = 0; k < H; k++) {
+                Bb[k * L + i % L] = c->B[i * H + k];
+                Bb[(H + k) * L + i % L] = V[i * (uint64_t)net->D + k];
+            }
+        }
+    }
     s->n_users = n_users;
     s->n_items = n_items;
     s->score = nscore_fn;
@@ -252,6 +320,7 @@ void til_neumf_scorer_free(til_scorer *s)
     if (s->score == nscore_fn && s->ctx) {
         nscore *c = s->ctx;
         free(c->B);
+        free(c->Bk);
         free(c);
     }
     memset(s, 0, sizeof *s);
