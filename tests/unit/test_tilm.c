@@ -296,6 +296,35 @@ TEST(fast_extra_rows_equal_callback)
     fx_free(&f);
 }
 
+/* MF: before_grad leaves the batch's scores at Theta in the step buffer
+ * (scores_ready); the step that uses them gives the same loss and G, bit for
+ * bit, as one that scores the batch itself; the flag is consumed */
+TEST(step_reuses_inner_scores)
+{
+    fx f;
+    til_err e;
+    CHECK(fx_init(&f, "til-ui", 0) == 0, "setup");
+    til_batch b = {NB, f.trip.u, f.trip.i, f.trip.j};
+    CHECK(f.bb.ops->prepare(&f.bb, &b, &e) == 0 && f.m->ops->before_grad(f.m, &b, &e) == 0, "before_grad");
+    CHECK(f.sb.scores_ready == 1, "before_grad did not hand its scores to the step");
+    for (int k = 0; k < NB; k++) {
+        const float *p = f.bb.U + (uint64_t)b.u[k] * D;
+        CHECK(f.sb.s_pos[k] == til_dot(p, f.bb.V + (uint64_t)b.i[k] * D, D) &&
+                  f.sb.s_neg[k] == til_dot(p, f.bb.V + (uint64_t)b.j[k] * D, D),
+              "triplet %d: handed-over scores differ from the head's", k);
+    }
+    double l0, l1;
+    static float G0[3 * NB * D];
+    CHECK(til_batch_grad(&f.bb, &b, f.c.reg, 1, &f.sb, &l0, &e) == 0 && f.sb.scores_ready == 0, "grad, flag cleared");
+    memcpy(G0, f.sb.G, f.bb.n_rows * D * sizeof(float));
+    for (int k = 0; k < NB; k++) /* poison: the next step must score itself */
+        f.sb.s_pos[k] = f.sb.s_neg[k] = 1e30f;
+    CHECK(til_batch_grad(&f.bb, &b, f.c.reg, 1, &f.sb, &l1, &e) == 0, "grad");
+    CHECK(l0 == l1 && memcmp(G0, f.sb.G, f.bb.n_rows * D * sizeof(float)) == 0,
+          "step with handed-over scores differs from one that scores (loss %.9g vs %.9g)", l0, l1);
+    fx_free(&f);
+}
+
 /* til-mi after_grad adds gamma * d/dq (mean KL over the batch's items) into G's item rows */
 TEST(cluster_loss_into_G)
 {
@@ -404,6 +433,7 @@ int main(void)
     RUN(fast_equals_til_meta);
     RUN(fast_extra_rows_equal_callback);
     RUN(generic_equals_til_meta);
+    RUN(step_reuses_inner_scores);
     RUN(cluster_loss_into_G);
     RUN(meta_holdout_split_and_sampler);
     return unit_end();

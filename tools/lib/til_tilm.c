@@ -342,8 +342,14 @@ static int meta_grad(til_method *m, const til_batch *b, float *gL, til_err *e)
         else
             memcpy(wu, t->wc.w, (size_t)n * sizeof *wu);
         t->fast.extra_row = cluster_loss_on(t) ? dec_extra_row : NULL;
-        if (til_tilm_meta_dw_fast(&t->fast, bb->U, bb->V, b, wu, &out, t->beta, c->reg, NULL, t, t->dw, &jout, e))
+        /* the inner scores at Theta are the step's scores too (nothing moves b's rows before it) */
+        t->fast.s_pos = m->env.sb->s_pos;
+        t->fast.s_neg = m->env.sb->s_neg;
+        int rc = til_tilm_meta_dw_fast(&t->fast, bb->U, bb->V, b, wu, &out, t->beta, c->reg, NULL, t, t->dw, &jout, e);
+        t->fast.s_pos = t->fast.s_neg = NULL;
+        if (rc)
             return -1;
+        m->env.sb->scores_ready = 1;
         if (t->o.weight_norm)
             til_wnorm_backward(t->wc.w, n, t->dw, t->dw);
         til_wnet_backward(&t->net, &t->wc, t->S, n, t->dw, gL);
@@ -389,8 +395,10 @@ static int before_grad_impl(til_method *m, const til_batch *b, til_err *e)
     if (collect_items(m, b, e))
         return -1;
     dec_slots(t, b);
-    if (meta_grad(m, b, t->gL, e))
+    if (meta_grad(m, b, t->gL, e)) {
+        m->env.sb->scores_ready = 0;
         return -1;
+    }
     tadam_step(&t->lam, t->gL);
     /* 3. weights with the new Lambda for the Theta step */
     til_wnet_forward(&t->net, &t->wc, t->S, n, t->w);
@@ -678,7 +686,9 @@ int til_tilm_meta_grad(til_method *m, const til_batch *b, float *gL, til_err *e)
         return -1;
     dec_slots(t, b);
     memset(gL, 0, t->net.n_params * sizeof *gL);
-    return meta_grad(m, b, gL, e);
+    int rc = meta_grad(m, b, gL, e);
+    m->env.sb->scores_ready = 0; /* no step follows */
+    return rc;
 }
 
 void til_tilm_inspect(const til_method *m, til_tilm_view *v)
@@ -891,11 +901,15 @@ static void f_inner_part(void *ctx, int part, uint64_t lo, uint64_t hi)
     for (uint64_t k = lo; k < hi; k++) {
         const til_batch *in = j->b;
         int32_t su = f->slot[in->u[k]], si = f->slot[nu + in->i[k]], sj = f->slot[nu + in->j[k]];
-        if ((su & si & sj) < 0)
+        if ((su & si & sj) < 0 && !f->s_pos)
             continue;
         const float *p = j->P + (uint64_t)in->u[k] * d, *qi = j->Q + (uint64_t)in->i[k] * d,
                     *qj = j->Q + (uint64_t)in->j[k] * d;
-        float x = fdot(p, qi, d) - fdot(p, qj, d);
+        float xp = fdot(p, qi, d), xn = fdot(p, qj, d), x = xp - xn;
+        if (f->s_pos) {
+            f->s_pos[k] = xp;
+            f->s_neg[k] = xn;
+        }
         f->sp[k] = -til_sigmoid(-x);
     }
 }

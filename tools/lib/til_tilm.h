@@ -180,6 +180,11 @@ typedef struct til_tilm_fast {
      * to its gradient, the same bits as a callback adding them in double) or
      * NULL for none. TIL-MI's DEC gradient, computed once per step. */
     const float *(*extra_row)(void *ctx, uint32_t item);
+    /* NULL (init), or batch floats each: the inner pass also writes every inner
+     * triplet's scores at Theta, s_pos[k] = p_u . q_i and s_neg[k] = p_u . q_j
+     * (til_dot, the step head's arithmetic), so that the step need not score
+     * them again (til_step_buf.scores_ready). */
+    float *s_pos, *s_neg;
 } til_tilm_fast;
 int til_tilm_fast_init(til_tilm_fast *f, uint32_t n_users, uint32_t n_items, int d, uint64_t batch, til_err *e);
 void til_tilm_fast_free(til_tilm_fast *f);

@@ -186,7 +186,7 @@ typedef struct {
     const til_batch *b;
     til_step_buf *s;
     float scale;
-    int phase; /* 0: all (BPR); 1: scores only; 2: gradients only */
+    int phase; /* 0: all (BPR); 1: scores only; 2: gradients only; 3: BPR with the scores given */
 } head_job;
 
 /* Per triplet b: scores, loss, dL/dscore, then dL/d(representations):
@@ -200,14 +200,14 @@ static void head_part(void *ctx, int part, uint64_t lo, uint64_t hi)
     const float *U = j->bb->U, *V = j->bb->V;
     const til_batch *bt = j->b;
     int d = j->bb->dim;
-    for (uint64_t b = lo; b < hi && j->phase != 2; b++) {
+    for (uint64_t b = lo; b < hi && j->phase < 2; b++) {
         const float *pu = U + (uint64_t)bt->u[b] * d;
         s->s_pos[b] = til_dot(pu, V + (uint64_t)bt->i[b] * d, d);
         s->s_neg[b] = til_dot(pu, V + (uint64_t)bt->j[b] * d, d);
     }
     if (j->phase == 1)
         return;
-    if (j->phase == 0)
+    if (j->phase == 0 || j->phase == 3)
         til_loss_bpr(s->s_pos, s->s_neg, s->w, j->scale, lo, hi, s->loss, s->g_pos, s->g_neg);
     for (uint64_t b = lo; b < hi; b++) {
         const float *restrict pu = U + (uint64_t)bt->u[b] * d;
@@ -232,6 +232,8 @@ int til_batch_grad(til_backbone *bb, const til_batch *b, double reg, int threads
 int til_batch_grad_bl(til_backbone *bb, const til_batch *b, til_bl *bl, double reg, int threads, til_step_buf *s,
                       double *loss, til_err *e)
 {
+    int ready = s->scores_ready;
+    s->scores_ready = 0;
     if (b->n > s->cap)
         return til_seterr(e, "batch of %llu > buffer capacity", (unsigned long long)b->n);
     if (bb->ops->forward(bb, b, threads, e))
@@ -239,6 +241,8 @@ int til_batch_grad_bl(til_backbone *bb, const til_batch *b, til_bl *bl, double r
     int parts = b->n < 512 ? 1 : threads;
     if (bl && bl->method == TIL_M_BPR)
         bl = NULL;
+    if (ready && (bb->ops->score || bl))
+        return til_seterr(e, "scores given for a backbone with its own head or a baseline's loss");
     if (bb->ops->score) { /* the backbone's own head (NeuMF) */
         if (bb->ops->score(bb, b, s->s_pos, s->s_neg, threads, e))
             return -1;
@@ -251,7 +255,7 @@ int til_batch_grad_bl(til_backbone *bb, const til_batch *b, til_bl *bl, double r
         if (bb->ops->score_backward(bb, b, s->g_pos, s->g_neg, s->dU, s->dQi, s->dQj, threads, e))
             return -1;
     } else {
-        head_job hj = {bb, b, s, 1.0f / (float)b->n, bl ? 1 : 0};
+        head_job hj = {bb, b, s, 1.0f / (float)b->n, bl ? 1 : ready ? 3 : 0};
         til_par_for(parts, b->n, head_part, &hj);
         if (bl) { /* a baseline's loss sees the whole batch (drops, weights) */
             if (til_bl_step_loss(bl, b->n, s->s_pos, s->s_neg, s->loss, s->g_pos, s->g_neg, e))

@@ -105,6 +105,10 @@ typedef struct til_step_buf {
     float *s_pos, *s_neg, *loss, *g_pos, *g_neg, *dU, *dQi, *dQj, *G;
     const float *w; /* B per-triplet BPR weights set by a til_method, or NULL (all 1); not owned */
     const til_rep_grad *xr; /* NULL, or an extra representation gradient set by a til_method; not owned */
+    /* set by a til_method before the step: s_pos/s_neg already hold this batch's
+     * dot-product scores at the current parameters (til_dot of the step's U, V
+     * rows), so the head skips scoring; cleared by every til_batch_grad_bl call */
+    int scores_ready;
     /* scratch of til_tilm_meta_generic, kept between steps (graph backbones: N x dim
      * each; allocating them per step cost page faults): capacities in elements */
     float *mg_save, *mg_c;
