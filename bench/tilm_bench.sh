@@ -26,10 +26,11 @@ if [ ! -s "$W/valid.til" ]; then
 fi
 export OPENBLAS_NUM_THREADS=1
 # cpu(--epochs 4) - cpu(--epochs 1) = three epochs; REPS rounds, methods
-# interleaved within a round, the smallest figure per method kept (the least
-# disturbed: on a shared machine the spread between rounds was +-10 %).
+# interleaved within a round (on this shared VM single figures drifted by
+# +-15 % between rounds, more than the effects measured).
 REPS=${REPS:-3}
 METHODS="bpr til-ui til-mi til-mik"
+rm -f "$W"/round-*
 for r in $(seq "$REPS"); do
     for m in $METHODS; do
         for n in 1 4; do
@@ -41,12 +42,14 @@ for r in $(seq "$REPS"); do
             >> "$W/round-$m"
     done
 done
-base=
+# per method: the smallest s/epoch over the rounds, and the median over rounds
+# of the ratio to BPR's figure of the same round (robust to drift between rounds)
 for m in $METHODS; do
     s=$(sort -n "$W/round-$m" | head -1)
     all=$(tr '\n' ' ' < "$W/round-$m")
-    rm -f "$W/round-$m"
-    [ -z "$base" ] && base=$s
-    echo "$m cpu_s/epoch $s ratio_to_bpr $(awk -v a="$s" -v b="$base" 'BEGIN { printf "%.2f", a / b }') (rounds: $all)"
+    med=$(paste "$W/round-bpr" "$W/round-$m" | awk '{ print $2 / $1 }' | sort -n |
+        awk '{ a[NR] = $1 } END { printf "%.2f", NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
+    echo "$m cpu_s/epoch $s ratio_to_bpr $med (per-round s/epoch: $all)"
 done
+rm -f "$W"/round-*
 echo "OpenBLAS kernels: $(OPENBLAS_VERBOSE=2 "$ROOT/bin/til-train" --help 2>&1 | sed -n "s/^Core: //p" | head -1) (OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset})"

@@ -144,6 +144,22 @@ typedef struct nscore {
                   halves q_i[0..h) (h x 16), item-minor; the last block zero-padded */
 } nscore;
 
+/* a user's share of every item's score: A = W1[0..h)^T p_u[h..D) (the MLP
+ * half's first layer, k increasing) and gw = wp[0..h) * p_u[0..h) (GMF) */
+static inline void user_terms(const til_neumf_net *n, const float *restrict pu, int h, float *restrict A,
+                              float *restrict gw)
+{
+    for (int j = 0; j < h; j++)
+        A[j] = 0.0f;
+    for (int k = 0; k < h; k++) {
+        const float *restrict w = n->W1 + (uint64_t)k * h;
+        for (int j = 0; j < h; j++)
+            A[j] += pu[h + k] * w[j];
+    }
+    for (int k = 0; k < h; k++)
+        gw[k] = n->wp[k] * pu[k];
+}
+
 /* D = 64: 16 items at a time, one item per vector lane (gcc vector extension),
  * so each lane does what nscore_user does for its item, in the same order:
  * bit-identical to it. */
@@ -154,15 +170,7 @@ static void nscore_user_blocks(const nscore *c, const float *restrict pu, float 
     enum { H = 32, H2 = 16, L = 16 };
     const til_neumf_net *n = &c->net;
     float A[H], gw[H];
-    for (int j = 0; j < H; j++)
-        A[j] = 0.0f;
-    for (int k = 0; k < H; k++) {
-        const float *restrict w = n->W1 + (uint64_t)k * H;
-        for (int j = 0; j < H; j++)
-            A[j] += pu[H + k] * w[j];
-    }
-    for (int k = 0; k < H; k++)
-        gw[k] = n->wp[k] * pu[k];
+    user_terms(n, pu, H, A, gw);
     uint32_t nb = (c->n_items + L - 1) / L;
     const v16f zero = {0};
     for (uint32_t blk = 0; blk < nb; blk++) {
@@ -198,15 +206,7 @@ static inline void nscore_user(const nscore *c, const float *restrict pu, float 
     const til_neumf_net *n = &c->net;
     int D = 2 * h, h2 = h / 2;
     float A[512], gw[512];
-    for (int j = 0; j < h; j++)
-        A[j] = 0.0f;
-    for (int k = 0; k < h; k++) {
-        const float *restrict w = n->W1 + (uint64_t)k * h;
-        for (int j = 0; j < h; j++)
-            A[j] += pu[h + k] * w[j];
-    }
-    for (int k = 0; k < h; k++)
-        gw[k] = n->wp[k] * pu[k];
+    user_terms(n, pu, h, A, gw);
     for (uint32_t i = 0; i < c->n_items; i++) {
         const float *restrict qi = c->V + (uint64_t)i * D, *restrict Bi = c->B + (uint64_t)i * h;
         float z2[256];
