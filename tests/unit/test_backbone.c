@@ -169,15 +169,21 @@ static void start_params(float *P, double *Pd, float scale)
     }
 }
 
+/* the LightGCN gradient tests' start: training graph, its dense A-hat, parameters */
+static void lgcn_start(til_inter *t, double A[N][N], float *P, double *Pd, float scale)
+{
+    make_train(t);
+    dense_ahat(t, A);
+    start_params(P, Pd, scale);
+}
+
 TEST(lightgcn_bpr_backward_fd)
 {
     til_inter t;
-    make_train(&t);
     static double A[N][N];
-    dense_ahat(&t, A);
     float P[N * D], G[N * D], G3[N * D];
     double Pd[N * D], ref[N * D], got[N * D], reg = 0.05;
-    start_params(P, Pd, 6); /* larger scores: the sigmoid is not flat */
+    lgcn_start(&t, A, P, Pd, 6); /* larger scores: the sigmoid is not flat */
     for (int L = 1; L <= 2; L++) {
         double loss, l3;
         if (lgcn_grad(&t, L, 1, reg, P, G, &loss) || lgcn_grad(&t, L, 3, reg, P, G3, &l3))
@@ -563,12 +569,10 @@ static void lgcn_scores_ref(void *ctx, const double *P, const til_batch *b, doub
 TEST(lightgcn_meta_grad_fd)
 {
     til_inter t;
-    make_train(&t);
     static double A[N][N];
-    dense_ahat(&t, A);
     float P[N * D];
     double Pd[N * D];
-    start_params(P, Pd, 6);
+    lgcn_start(&t, A, P, Pd, 6);
     til_batch in = {NB, BU, BI, BJ}, out = {OB, OU, OI, OJ};
     for (int L = 1; L <= 2; L++) {
         til_backbone bb;
@@ -596,11 +600,9 @@ static void lgcn_reps_ref(void *ctx, const double *P, double *F)
 TEST(lightgcn_til_mi_gamma)
 {
     til_inter t;
-    make_train(&t);
     static double A[N][N];
-    dense_ahat(&t, A);
     float P[N * D];
-    start_params(P, NULL, 3); /* scores not flat, representations not far from every center */
+    lgcn_start(&t, A, P, NULL, 3); /* scores not flat, representations not far from every center */
     til_batch in = {NB, BU, BI, BJ}, b0 = {OB, OU, OI, OJ};
     for (int L = 1; L <= 2; L++) {
         til_backbone bb;
