@@ -31,6 +31,7 @@
 #include "til_tilm.h"
 #include "til_train.h"
 #include "til_wnet.h"
+#include "wnet_ref.h"
 
 typedef void (*ref_scores_fn)(void *ctx, const double *P, const til_batch *b, double *sp, double *sn);
 
@@ -234,23 +235,6 @@ static double ref_dec_loss(void *ctx, const double *P)
     free(q);
     free(seen);
     return n ? x->gamma * L / (double)n : 0;
-}
-
-/* The weight network (til_wnet.h: w = sigmoid(W2 relu(W1 s + b1) + b2)) in
- * double, parameters L in til_wnet's layout (W1 | b1 | W2 | b2) */
-static void ref_wnet(const double *L, int in, int hidden, const float *S, uint64_t n, double *w)
-{
-    const double *W1 = L, *b1 = W1 + (size_t)hidden * in, *W2 = b1 + hidden, *b2 = W2 + hidden;
-    for (uint64_t k = 0; k < n; k++) {
-        double o = b2[0];
-        for (int j = 0; j < hidden; j++) {
-            double a = b1[j];
-            for (int c = 0; c < in; c++)
-                a += W1[(size_t)j * in + c] * S[k * in + c];
-            o += W2[j] * (a > 0 ? a : 0);
-        }
-        w[k] = 1 / (1 + exp(-o));
-    }
 }
 
 /* TIL-MI (gamma > 0, clusters from the first step) through the trainer's hooks

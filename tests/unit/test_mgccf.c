@@ -471,17 +471,31 @@ static int jv_make(til_backbone *bb, til_step_buf *sb, const til_inter *t, float
     return 0;
 }
 
-/* the tiny graph, an MGCCF backbone on it (jv_make) and its double reference;
- * nonzero (t freed) when the backbone could not be made */
-static int jv_start(til_inter *t, til_backbone *bb, til_step_buf *sb, float *P, ref_graph *g)
+/* the tiny graph, an MGCCF backbone on it (jv_make) and its double reference */
+typedef struct {
+    til_inter t;
+    til_backbone bb;
+    til_step_buf sb;
+    ref_graph g;
+} jv_fix;
+
+/* nonzero (nothing left to free) when the backbone could not be made */
+static int jv_start(jv_fix *f, float *P)
 {
-    make_tiny(t);
-    if (jv_make(bb, sb, t, P)) {
-        til_inter_free(t);
+    make_tiny(&f->t);
+    if (jv_make(&f->bb, &f->sb, &f->t, P)) {
+        til_inter_free(&f->t);
         return -1;
     }
-    ref_graph_make(g, t, bb);
+    ref_graph_make(&f->g, &f->t, &f->bb);
     return 0;
+}
+
+static void jv_end(jv_fix *f)
+{
+    til_step_buf_free(&f->sb);
+    til_backbone_free(&f->bb);
+    til_inter_free(&f->t);
 }
 
 /* jvp == (F(P + h Dir) - F(P - h Dir)) / 2h of the double reference (h = 1e-5:
@@ -491,30 +505,27 @@ static int jv_start(til_inter *t, til_backbone *bb, til_step_buf *sb, float *P, 
  * the forward state survives a jvp (backward afterwards gives the same G). */
 TEST(mgccf_jvp)
 {
-    til_inter t;
     til_err e;
-    til_backbone bb;
-    til_step_buf sb;
     static float P[NP * D], Dir[NP * D];
-    static ref_graph g;
-    if (jv_start(&t, &bb, &sb, P, &g))
+    static jv_fix f;
+    if (jv_start(&f, P))
         return;
     til_init_xavier(Dir, NP, D, 9, 0);
     for (int q = 0; q < NP * D; q++)
         Dir[q] *= 4.0f;
     static float J[N * D], J3[N * D], Jb[N * D];
-    CHECK(bb.ops->jvp(&bb, NULL, NP, Dir, NULL, J, J + NU * D, 1, &e) == 0, "jvp: %s", e.msg);
-    CHECK(bb.ops->jvp(&bb, NULL, NP, Dir, NULL, J3, J3 + NU * D, 3, &e) == 0, "jvp 3");
+    CHECK(f.bb.ops->jvp(&f.bb, NULL, NP, Dir, NULL, J, J + NU * D, 1, &e) == 0, "jvp: %s", e.msg);
+    CHECK(f.bb.ops->jvp(&f.bb, NULL, NP, Dir, NULL, J3, J3 + NU * D, 3, &e) == 0, "jvp 3");
     CHECK(memcmp(J, J3, sizeof J) == 0, "jvp: 1 and 3 threads differ");
-    CHECK(memcmp(bb.param, P, sizeof P) == 0, "param untouched");
+    CHECK(memcmp(f.bb.param, P, sizeof P) == 0, "param untouched");
     static double Pp[NP * D], Pm[NP * D], Fp[N * D], Fm[N * D], ref[N * D], got[N * D];
     double h = 1e-5;
     for (int q = 0; q < NP * D; q++) {
         Pp[q] = P[q] + h * Dir[q];
         Pm[q] = P[q] - h * Dir[q];
     }
-    ref_forward(&g, Pp, Fp);
-    ref_forward(&g, Pm, Fm);
+    ref_forward(&f.g, Pp, Fp);
+    ref_forward(&f.g, Pm, Fm);
     for (int q = 0; q < N * D; q++) {
         ref[q] = (Fp[q] - Fm[q]) / (2 * h);
         got[q] = J[q];
@@ -527,14 +538,14 @@ TEST(mgccf_jvp)
     /* only the weight directions move f too */
     static float Dw[NP * D], Jw[N * D];
     memcpy(Dw + N * D, Dir + N * D, sizeof(float) * 10 * D * D);
-    CHECK(bb.ops->jvp(&bb, NULL, NP, Dw, NULL, Jw, Jw + NU * D, 1, &e) == 0, "jvp weights");
+    CHECK(f.bb.ops->jvp(&f.bb, NULL, NP, Dw, NULL, Jw, Jw + NU * D, 1, &e) == 0, "jvp weights");
     double wmax = 0;
     for (int q = 0; q < N * D; q++)
         wmax = fmax(wmax, fabs(Jw[q]));
     CHECK(wmax > 0.05, "weight directions move f (%g)", wmax);
     /* want = the batch: its rows bit for bit, others untouched */
     til_batch b = {NB, BU, BI, BJ};
-    CHECK(bb.ops->jvp(&bb, NULL, NP, Dir, &b, Jb, Jb + NU * D, 1, &e) == 0, "jvp want");
+    CHECK(f.bb.ops->jvp(&f.bb, NULL, NP, Dir, &b, Jb, Jb + NU * D, 1, &e) == 0, "jvp want");
     int inb[N] = {0};
     for (int k = 0; k < NB; k++)
         inb[BU[k]] = inb[NU + BI[k]] = inb[NU + BJ[k]] = 1;
@@ -547,8 +558,8 @@ TEST(mgccf_jvp)
     for (int k = 0; k < 4; k++)
         for (int c = 0; c < D; c++)
             Full[rl[k] * D + c] = Dr[k * D + c] = Dir[rl[k] * D + c];
-    CHECK(bb.ops->jvp(&bb, rl, 4, Dr, NULL, Jr, Jr + NU * D, 1, &e) == 0 &&
-              bb.ops->jvp(&bb, NULL, NP, Full, NULL, Jf, Jf + NU * D, 1, &e) == 0,
+    CHECK(f.bb.ops->jvp(&f.bb, rl, 4, Dr, NULL, Jr, Jr + NU * D, 1, &e) == 0 &&
+              f.bb.ops->jvp(&f.bb, NULL, NP, Full, NULL, Jf, Jf + NU * D, 1, &e) == 0,
           "jvp rows");
     CHECK(memcmp(Jr, Jf, sizeof Jr) == 0, "row list != scattered");
     /* transpose, and the forward state surviving a jvp */
@@ -558,18 +569,16 @@ TEST(mgccf_jvp)
     til_init_xavier(dQj, NB, D, 5, 2);
     static float G0[NP * D];
     double l2, lhs, rhs;
-    CHECK(bb.ops->prepare(&bb, &b, &e) == 0 && bb.ops->forward(&bb, &b, 1, &e) == 0 &&
-              bb.ops->backward(&bb, &b, dU, dQi, dQj, 0.0f, sb.G, &l2, 1, &e) == 0,
+    CHECK(f.bb.ops->prepare(&f.bb, &b, &e) == 0 && f.bb.ops->forward(&f.bb, &b, 1, &e) == 0 &&
+              f.bb.ops->backward(&f.bb, &b, dU, dQi, dQj, 0.0f, f.sb.G, &l2, 1, &e) == 0,
           "backward");
-    memcpy(G0, sb.G, sizeof G0);
-    CHECK(bb.ops->jvp(&bb, NULL, NP, Dir, &b, Jb, Jb + NU * D, 1, &e) == 0, "jvp between");
-    if (ref_transpose(&bb, &b, Dir, dU, dQi, dQj, sb.G, &lhs, &rhs) == 0) {
-        CHECK(memcmp(G0, sb.G, sizeof G0) == 0, "backward after a jvp differs");
+    memcpy(G0, f.sb.G, sizeof G0);
+    CHECK(f.bb.ops->jvp(&f.bb, NULL, NP, Dir, &b, Jb, Jb + NU * D, 1, &e) == 0, "jvp between");
+    if (ref_transpose(&f.bb, &b, Dir, dU, dQi, dQj, f.sb.G, &lhs, &rhs) == 0) {
+        CHECK(memcmp(G0, f.sb.G, sizeof G0) == 0, "backward after a jvp differs");
         CHECK(fabs(lhs - rhs) <= 1e-5 * (fabs(lhs) + 1e-3), "transpose %.9g vs %.9g", lhs, rhs);
     }
-    til_step_buf_free(&sb);
-    til_backbone_free(&bb);
-    til_inter_free(&t);
+    jv_end(&f);
 }
 
 static void mg_scores_ref(void *ctx, const double *P, const til_batch *b, double *sp, double *sn)
@@ -584,22 +593,17 @@ static void mg_scores_ref(void *ctx, const double *P, const til_batch *b, double
  * exact, not first order: float tolerance) */
 TEST(mgccf_meta_grad_fd)
 {
-    til_inter t;
-    til_backbone bb;
-    til_step_buf sb;
     static float P[NP * D];
-    static ref_graph g;
-    if (jv_start(&t, &bb, &sb, P, &g))
+    static jv_fix f;
+    if (jv_start(&f, P))
         return;
     static double Pd[NP * D];
     for (int q = 0; q < NP * D; q++)
         Pd[q] = P[q];
     til_batch in = {NB, BU, BI, BJ}, out = {OB, OU, OI, OJ};
-    ref_generic_check("mgccf dJ_out/dw", &bb, &sb, P, sizeof P, Pd, NP * D, NU, D, mg_scores_ref, &g, &in, &out, 0.05,
+    ref_generic_check("mgccf dJ_out/dw", &f.bb, &f.sb, P, sizeof P, Pd, NP * D, NU, D, mg_scores_ref, &f.g, &in, &out, 0.05,
                       0.5);
-    til_step_buf_free(&sb);
-    til_backbone_free(&bb);
-    til_inter_free(&t);
+    jv_end(&f);
 }
 
 static void mg_reps_ref(void *ctx, const double *P, double *F) { ref_forward(ctx, P, F); }
@@ -608,18 +612,13 @@ static void mg_reps_ref(void *ctx, const double *P, double *F) { ref_forward(ctx
  * weight rows) against the double oracle (meta_ref.h ref_mi_check) */
 TEST(mgccf_til_mi_gamma)
 {
-    til_inter t;
-    til_backbone bb;
-    til_step_buf sb;
     static float P[NP * D];
-    static ref_graph g;
-    if (jv_start(&t, &bb, &sb, P, &g))
+    static jv_fix f;
+    if (jv_start(&f, P))
         return;
     til_batch in = {NB, BU, BI, BJ}, b0 = {OB, OU, OI, OJ};
-    ref_mi_check("mgccf", &bb, &sb, &t, mg_scores_ref, mg_reps_ref, &g, &b0, &in, 5.0, 0);
-    til_step_buf_free(&sb);
-    til_backbone_free(&bb);
-    til_inter_free(&t);
+    ref_mi_check("mgccf", &f.bb, &f.sb, &f.t, mg_scores_ref, mg_reps_ref, &f.g, &b0, &in, 5.0, 0);
+    jv_end(&f);
 }
 
 int main(void)

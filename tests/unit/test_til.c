@@ -14,6 +14,7 @@
 #include "til_util.h"
 #include "til_wnet.h"
 #include "unit.h"
+#include "wnet_ref.h"
 
 static void fill_normal(til_rng *r, float *x, size_t n, double sd)
 {
@@ -30,22 +31,6 @@ static double maxabs(const double *x, size_t n)
 }
 
 /* ------------------------------------------------------ double references */
-
-/* weight network forward in double: params in the til_wnet layout */
-static void ref_wnet(const double *prm, int in, int h, const float *S, int n, double *w)
-{
-    const double *W1 = prm, *b1 = prm + (size_t)h * in, *W2 = b1 + h, *b2 = W2 + h;
-    for (int k = 0; k < n; k++) {
-        double o = b2[0];
-        for (int t = 0; t < h; t++) {
-            double a = b1[t];
-            for (int q = 0; q < in; q++)
-                a += W1[(size_t)t * in + q] * S[(size_t)k * in + q];
-            o += W2[t] * (a > 0 ? a : 0);
-        }
-        w[k] = 1 / (1 + exp(-o));
-    }
-}
 
 static double softplus(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
 static double sig(double x) { return 1 / (1 + exp(-x)); }
